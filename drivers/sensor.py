@@ -1,0 +1,26 @@
+"""What the agent needs of every sensor driver, whatever the chip or the bus."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from drivers.measurement import Measurement
+
+
+class Sensor(Protocol):
+    """A configured sensor chip.
+
+    ``start`` brings the chip into its measuring state and checks that it is the chip we think it
+    is; it is idempotent and copes with a chip that is already measuring (an agent restart does not
+    power-cycle the sensors). ``read`` returns the newest measurement, waiting at most one
+    measurement period for it, and raises a :class:`drivers.errors.SensorError` otherwise.
+    """
+
+    chip: str
+    """Short chip name as used in the config (``"scd4x"``)."""
+
+    def start(self) -> None: ...
+
+    def read(self) -> Measurement: ...
+
+    def stop(self) -> None: ...
