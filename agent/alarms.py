@@ -1,8 +1,81 @@
-"""Alarm rules (this file is being completed: the engine lands beside the settings below)."""
+"""Alarm rules: sensor readings, vision verdicts and health observations in, raised/cleared out.
+
+The engine is fed observations with their timestamp (epoch seconds from the agent's clock; the
+rules never read the wall clock) and returns the :class:`AlarmEvent` each observation causes,
+usually none. Every alarm is named ``<rule>_<source>`` (``co2_critical_scd41``,
+``duct_dirty_cam0``) or just ``<rule>`` when it concerns the whole board, so that it maps onto the
+MQTT topic ``alarm/<name>``.
+
+======================  ==============================  =========  ==========  ======  ========
+rule                    raised when                     default    clears at   hold    severity
+======================  ==============================  =========  ==========  ======  ========
+``co2_warning``         co2_ppm >= threshold            1000 ppm   < 900 ppm   120 s   warning
+``co2_critical``        co2_ppm >= threshold            1500 ppm   < 1400 ppm  120 s   critical
+``humidity_high``       humidity_rh >= threshold        70 %RH     < 65 %RH    120 s   warning
+``temperature_high``    temperature_c >= threshold      35 °C      < 34 °C     120 s   warning
+``temperature_low``     temperature_c <= threshold      5 °C       > 6 °C      120 s   warning
+``filter_clogged``      differential_pressure_pa >= t.  250 Pa     < 230 Pa    120 s   warning
+``duct_dirty``          N consecutive dirty verdicts    N = 3      N clean     --      warning
+``sensor_fault``        K consecutive failed reads      K = 3      1 good      --      critical
+``camera_fault``        K consecutive failed captures   K = 2      1 good      --      warning
+``outbox_near_full``    outbox fill >= fraction         0.90       < 0.80      --      warning
+======================  ==============================  =========  ==========  ======  ========
+
+Threshold rules (the first six) are evaluated per source sensor. A condition must be observed
+continuously for ``hold_s`` (from its first observation to the current one, ``>=``) before the
+alarm is raised, and the clearing condition likewise before it clears: a single spike or dip does
+nothing, and a value inside the hysteresis band resets either timer. A failed read of a sensor
+restarts that sensor's timers (the condition was not observed meanwhile); a measurement that lacks
+a quantity leaves that quantity's timers alone; a timestamp that goes backwards restarts them.
+CO2 warning and critical are independent alarms: at 1600 ppm both are active.
+
+Severities: ``critical`` where the board can no longer do its job or people are exposed (CO2 at
+the critical level; a sensor that no longer reads, because every air alarm of that sensor goes
+blind). Everything that calls for planned maintenance rather than a call-out (filter, dirty duct,
+humidity, temperature, a camera, whose subject changes over weeks) is a ``warning``.
+
+Labels other than ``dirty`` and ``clean`` (an ``uncertain`` verdict) neither count towards nor
+break a ``duct_dirty`` streak. A measurement or verdict also counts as a good read or capture.
+
+The set of active alarms survives a restart (:mod:`agent.alarm_state`); pending hold timers and
+counters do not, so after a restart a condition needs its full hold time or streak again.
+"""
 
 from __future__ import annotations
 
+import logging
+import math
+import re
+import threading
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from agent.alarm_state import ActiveAlarm, AlarmStateFile, Severity
+from agent.errors import ExitCode, RemotairError
+from drivers.measurement import Measurement
+
+__all__ = [
+    "RULES",
+    "THRESHOLD_RULES",
+    "ActiveAlarm",
+    "AlarmConfigError",
+    "AlarmEngine",
+    "AlarmEvent",
+    "AlarmsConfig",
+    "Severity",
+    "ThresholdRule",
+    "alarm_name",
+    "check_alarms_config",
+]
+
+logger = logging.getLogger(__name__)
+
+AlarmState = Literal["raised", "cleared"]
+DIRTY_LABEL = "dirty"
+CLEAN_LABEL = "clean"
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,13 +88,14 @@ class AlarmsConfig:
     )
     co2_critical_ppm: float = field(default=1500.0, metadata={"doc": "CO2 critical threshold"})
     co2_hysteresis_ppm: float = field(
-        default=100.0, metadata={"doc": "CO2 must fall this far below a threshold to clear"}
+        default=100.0,
+        metadata={"doc": "CO2 must fall this far below a threshold to clear", "ge": 0},
     )
     humidity_high_rh: float = field(
         default=70.0, metadata={"doc": "relative humidity above which mould risk is raised"}
     )
     humidity_hysteresis_rh: float = field(
-        default=5.0, metadata={"doc": "humidity must fall this far below to clear"}
+        default=5.0, metadata={"doc": "humidity must fall this far below to clear", "ge": 0}
     )
     temperature_high_c: float = field(
         default=35.0, metadata={"doc": "duct air temperature high threshold"}
@@ -29,27 +103,449 @@ class AlarmsConfig:
     temperature_low_c: float = field(
         default=5.0, metadata={"doc": "duct air temperature low threshold (frost risk)"}
     )
-    temperature_hysteresis_c: float = field(default=1.0, metadata={"doc": "temperature hysteresis"})
+    temperature_hysteresis_c: float = field(
+        default=1.0, metadata={"doc": "temperature hysteresis", "ge": 0}
+    )
     filter_dp_high_pa: float = field(
         default=250.0, metadata={"doc": "filter differential pressure that calls for a change"}
     )
     filter_dp_hysteresis_pa: float = field(
-        default=20.0, metadata={"doc": "filter pressure drop hysteresis"}
+        default=20.0, metadata={"doc": "filter pressure drop hysteresis", "ge": 0}
     )
     hold_s: float = field(
         default=120.0,
-        metadata={"doc": "a condition must hold this long before raising or clearing"},
+        metadata={"doc": "a condition must hold this long before raising or clearing", "ge": 0},
     )
     dirty_consecutive: int = field(
         default=3,
-        metadata={"doc": "consecutive dirty verdicts of one camera that raise duct_dirty"},
+        metadata={"doc": "consecutive dirty verdicts of one camera that raise duct_dirty", "ge": 1},
     )
     sensor_fault_consecutive: int = field(
-        default=3, metadata={"doc": "consecutive failed reads that raise sensor_fault"}
+        default=3, metadata={"doc": "consecutive failed reads that raise sensor_fault", "ge": 1}
     )
     camera_fault_consecutive: int = field(
-        default=2, metadata={"doc": "consecutive failed captures that raise camera_fault"}
+        default=2, metadata={"doc": "consecutive failed captures that raise camera_fault", "ge": 1}
     )
     outbox_near_full_fraction: float = field(
-        default=0.9, metadata={"doc": "outbox fill fraction that raises outbox_near_full"}
+        default=0.9,
+        metadata={"doc": "outbox fill fraction that raises outbox_near_full", "gt": 0, "le": 1},
     )
+    outbox_hysteresis_fraction: float = field(
+        default=0.1,
+        metadata={
+            "doc": "outbox fill must fall this far below the threshold to clear",
+            "ge": 0,
+            "le": 1,
+        },
+    )
+
+
+class AlarmConfigError(RemotairError):
+    """An ``[alarms]`` value the engine cannot work with; the message names the key."""
+
+    exit_code = ExitCode.USAGE
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmEvent:
+    """One transition of one alarm, as published on ``alarm/<name>``."""
+
+    name: str
+    rule: str
+    source: str
+    state: AlarmState
+    severity: Severity
+    value: float | None
+    threshold: float | None
+    message: str
+    ts: float
+
+    def to_body(self) -> dict[str, object]:
+        """The MQTT body without the envelope (``v``, ``device``, ``seq``, ``ts`` from ``ts``)."""
+        return {
+            "name": self.name,
+            "rule": self.rule,
+            "source": self.source,
+            "state": self.state,
+            "severity": self.severity,
+            "value": self.value,
+            "threshold": self.threshold,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ThresholdRule:
+    """A rule on one :class:`Measurement` quantity, declared as data (see the module table)."""
+
+    rule: str
+    quantity: str
+    direction: Literal["above", "below"]
+    severity: Severity
+    threshold: Callable[[AlarmsConfig], float]
+    hysteresis: Callable[[AlarmsConfig], float]
+    label: str
+    unit: str
+    decimals: int
+    level: str
+    advice: str = ""
+
+    def tripped(self, value: float, config: AlarmsConfig) -> bool:
+        limit = self.threshold(config)
+        return value >= limit if self.direction == "above" else value <= limit
+
+    def clear_level(self, config: AlarmsConfig) -> float:
+        margin = self.hysteresis(config)
+        limit = self.threshold(config)
+        return limit - margin if self.direction == "above" else limit + margin
+
+    def cleared(self, value: float, config: AlarmsConfig) -> bool:
+        level = self.clear_level(config)
+        return value < level if self.direction == "above" else value > level
+
+    def raised_message(self, source: str, value: float, config: AlarmsConfig) -> str:
+        text = (
+            f"{self.label} {self._fmt(value)} {self.unit} at {source} is {self.direction} "
+            f"the {self.level} {self._fmt(self.threshold(config))} {self.unit}"
+        )
+        return f"{text}: {self.advice}" if self.advice else text
+
+    def cleared_message(self, source: str, value: float, config: AlarmsConfig) -> str:
+        back = "below" if self.direction == "above" else "above"
+        return (
+            f"{self.label} {self._fmt(value)} {self.unit} at {source} is back {back} "
+            f"{self._fmt(self.clear_level(config))} {self.unit} "
+            f"({self.level} {self._fmt(self.threshold(config))} {self.unit})"
+        )
+
+    def _fmt(self, number: float) -> str:
+        text = f"{number:.{self.decimals}f}"
+        return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+THRESHOLD_RULES: tuple[ThresholdRule, ...] = (
+    ThresholdRule(
+        "co2_warning", "co2_ppm", "above", "warning",
+        lambda c: c.co2_warning_ppm, lambda c: c.co2_hysteresis_ppm,
+        "CO2", "ppm", 0, "warning threshold", "ventilation is not keeping up",
+    ),
+    ThresholdRule(
+        "co2_critical", "co2_ppm", "above", "critical",
+        lambda c: c.co2_critical_ppm, lambda c: c.co2_hysteresis_ppm,
+        "CO2", "ppm", 0, "critical threshold",
+    ),
+    ThresholdRule(
+        "humidity_high", "humidity_rh", "above", "warning",
+        lambda c: c.humidity_high_rh, lambda c: c.humidity_hysteresis_rh,
+        "Humidity", "%RH", 1, "high threshold", "sustained, this is a mould risk in the duct",
+    ),
+    ThresholdRule(
+        "temperature_high", "temperature_c", "above", "warning",
+        lambda c: c.temperature_high_c, lambda c: c.temperature_hysteresis_c,
+        "Temperature", "°C", 1, "high threshold",
+    ),
+    ThresholdRule(
+        "temperature_low", "temperature_c", "below", "warning",
+        lambda c: c.temperature_low_c, lambda c: c.temperature_hysteresis_c,
+        "Temperature", "°C", 1, "low threshold", "frost risk",
+    ),
+    ThresholdRule(
+        "filter_clogged", "differential_pressure_pa", "above", "warning",
+        lambda c: c.filter_dp_high_pa, lambda c: c.filter_dp_hysteresis_pa,
+        "Filter differential pressure", "Pa", 0, "clogged-filter threshold",
+        "the filter needs changing",
+    ),
+)  # fmt: skip
+
+RULES: frozenset[str] = frozenset(
+    {r.rule for r in THRESHOLD_RULES}
+    | {"duct_dirty", "sensor_fault", "camera_fault", "outbox_near_full"}
+)
+
+_TOPIC_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def alarm_name(rule: str, source: str) -> str:
+    """``<rule>_<source>``, or ``<rule>`` for board-wide alarms; safe as one MQTT topic level."""
+    return _TOPIC_UNSAFE.sub("_", f"{rule}_{source}" if source else rule)
+
+
+def _one_line(text: str) -> str:
+    """An exception text squeezed onto one line, so that a message stays one line."""
+    return " ".join(text.split())
+
+
+def check_alarms_config(config: AlarmsConfig) -> None:
+    """Refuse values no rule can work with, cross-field ones included (the loader checks bounds)."""
+    problems: list[str] = []
+    for key in (
+        "co2_hysteresis_ppm",
+        "humidity_hysteresis_rh",
+        "temperature_hysteresis_c",
+        "filter_dp_hysteresis_pa",
+        "hold_s",
+    ):
+        value = getattr(config, key)
+        if not (math.isfinite(value) and value >= 0):
+            problems.append(f"{key} must be a number >= 0, got {value!r}")
+    for key in ("dirty_consecutive", "sensor_fault_consecutive", "camera_fault_consecutive"):
+        if getattr(config, key) < 1:
+            problems.append(f"{key} must be >= 1, got {getattr(config, key)!r}")
+    if not 0 < config.outbox_near_full_fraction <= 1:
+        problems.append(
+            f"outbox_near_full_fraction must be in (0, 1], got {config.outbox_near_full_fraction}"
+        )
+    if not 0 <= config.outbox_hysteresis_fraction < config.outbox_near_full_fraction:
+        problems.append(
+            "outbox_hysteresis_fraction must be >= 0 and below outbox_near_full_fraction, "
+            f"got {config.outbox_hysteresis_fraction}"
+        )
+    if problems:
+        raise AlarmConfigError("[alarms] " + "; ".join(problems))
+
+
+class AlarmEngine:
+    """Evaluates every rule; thread-safe, so sampling and vision threads may both feed it.
+
+    ``state_path`` (a JSON file, e.g. ``<storage dir>/alarms.json``) keeps the active set across
+    restarts; None keeps it in memory only. Each ``observe_*`` returns the events it caused, in
+    order; the caller publishes them. Storage trouble is logged and shows in
+    :attr:`persistence_error`, it never raises.
+    """
+
+    def __init__(
+        self, config: AlarmsConfig, state_path: Path | None = None, *, history_size: int = 200
+    ) -> None:
+        check_alarms_config(config)
+        self._config = config
+        self._lock = threading.Lock()
+        self._store = AlarmStateFile(state_path) if state_path is not None else None
+        self._active: dict[str, ActiveAlarm] = {}
+        # When the condition for the next transition of a threshold alarm was first seen.
+        self._pending_since: dict[str, float] = {}
+        # Consecutive observations towards the next transition of a counted alarm.
+        self._streak: dict[str, int] = {}
+        self._history: deque[AlarmEvent] = deque(maxlen=max(1, history_size))
+        for alarm in self._store.load() if self._store is not None else []:
+            if alarm.rule in RULES:
+                self._active[alarm.name] = alarm
+            else:
+                logger.warning(
+                    "dropping stored alarm of unknown rule name=%s rule=%s", alarm.name, alarm.rule
+                )
+
+    @property
+    def persistence_error(self) -> str | None:
+        """Why the active set could not be saved last time, or None."""
+        return self._store.error if self._store is not None else None
+
+    def active(self) -> list[ActiveAlarm]:
+        """The alarms raised and not cleared, oldest first."""
+        with self._lock:
+            return sorted(self._active.values(), key=lambda a: (a.raised_at, a.name))
+
+    def recent(self, limit: int = 50) -> list[AlarmEvent]:
+        """The last ``limit`` events since start-up, oldest first (in memory only)."""
+        with self._lock:
+            return list(self._history)[-limit:] if limit > 0 else []
+
+    # -- sensors -------------------------------------------------------------------------------
+
+    def observe_measurement(
+        self, sensor: str, measurement: Measurement, ts: float
+    ) -> list[AlarmEvent]:
+        """A good reading: clears ``sensor_fault`` and steps every threshold rule it concerns."""
+        with self._lock:
+            events = self._sensor_ok(sensor, ts)
+            values = measurement.values()
+            for rule in THRESHOLD_RULES:
+                value = values.get(rule.quantity)
+                if value is not None and math.isfinite(value):
+                    events += self._step_threshold(rule, sensor, value, ts)
+            return self._commit(events)
+
+    def observe_sensor_ok(self, sensor: str, ts: float) -> list[AlarmEvent]:
+        """A good read without a measurement to evaluate: resets and clears ``sensor_fault``."""
+        with self._lock:
+            return self._commit(self._sensor_ok(sensor, ts))
+
+    def observe_sensor_fault(self, sensor: str, error: str, ts: float) -> list[AlarmEvent]:
+        """A failed read; ``error`` (one line) goes into the alarm message."""
+        with self._lock:
+            for rule in THRESHOLD_RULES:
+                self._pending_since.pop(alarm_name(rule.rule, sensor), None)
+            name = alarm_name("sensor_fault", sensor)
+            needed = self._config.sensor_fault_consecutive
+            if not self._step_streak(name, towards=name not in self._active, needed=needed):
+                return []
+            message = (
+                f"sensor {sensor} failed {needed} consecutive reads "
+                f"(last error: {_one_line(error)})"
+            )
+            event = self._raise("sensor_fault", sensor, "critical", needed, needed, message, ts)
+            return self._commit([event])
+
+    def _sensor_ok(self, sensor: str, ts: float) -> list[AlarmEvent]:
+        name = alarm_name("sensor_fault", sensor)
+        self._streak.pop(name, None)
+        if name not in self._active:
+            return []
+        return [self._clear(name, None, f"sensor {sensor} reads again", ts)]
+
+    # -- cameras -------------------------------------------------------------------------------
+
+    def observe_verdict(self, camera: str, label: str, ts: float) -> list[AlarmEvent]:
+        """A vision verdict: also a good capture. Only ``dirty``/``clean`` move the streak."""
+        with self._lock:
+            events = self._camera_ok(camera, ts)
+            name = alarm_name("duct_dirty", camera)
+            verdict = label.strip().lower()
+            if verdict not in (DIRTY_LABEL, CLEAN_LABEL):
+                return self._commit(events)
+            active = name in self._active
+            needed = self._config.dirty_consecutive
+            towards = (verdict == DIRTY_LABEL) != active
+            if self._step_streak(name, towards=towards, needed=needed):
+                if active:
+                    message = f"camera {camera} saw a clean duct in {needed} consecutive snapshots"
+                    events.append(self._clear(name, needed, message, ts))
+                else:
+                    message = (
+                        f"camera {camera} saw a dirty duct in {needed} consecutive snapshots: "
+                        "inspect the duct and plan a cleaning"
+                    )
+                    events.append(
+                        self._raise("duct_dirty", camera, "warning", needed, needed, message, ts)
+                    )
+            return self._commit(events)
+
+    def observe_camera_ok(self, camera: str, ts: float) -> list[AlarmEvent]:
+        """A good capture: resets and clears ``camera_fault``."""
+        with self._lock:
+            return self._commit(self._camera_ok(camera, ts))
+
+    def observe_camera_fault(self, camera: str, error: str, ts: float) -> list[AlarmEvent]:
+        """A failed capture; ``error`` (one line) goes into the alarm message."""
+        with self._lock:
+            name = alarm_name("camera_fault", camera)
+            needed = self._config.camera_fault_consecutive
+            if not self._step_streak(name, towards=name not in self._active, needed=needed):
+                return []
+            message = (
+                f"camera {camera} failed {needed} consecutive captures "
+                f"(last error: {_one_line(error)})"
+            )
+            event = self._raise("camera_fault", camera, "warning", needed, needed, message, ts)
+            return self._commit([event])
+
+    def _camera_ok(self, camera: str, ts: float) -> list[AlarmEvent]:
+        name = alarm_name("camera_fault", camera)
+        self._streak.pop(name, None)
+        if name not in self._active:
+            return []
+        return [self._clear(name, None, f"camera {camera} captures again", ts)]
+
+    # -- outbox --------------------------------------------------------------------------------
+
+    def observe_outbox(self, fill_fraction: float, ts: float) -> list[AlarmEvent]:
+        """The outbox fill (0..1); no hold time, the fill moves slowly by nature."""
+        if not math.isfinite(fill_fraction):
+            return []
+        with self._lock:
+            name = alarm_name("outbox_near_full", "")
+            limit = self._config.outbox_near_full_fraction
+            clear_below = limit - self._config.outbox_hysteresis_fraction
+            percent = f"{fill_fraction:.0%}"
+            if name in self._active and fill_fraction < clear_below:
+                message = f"outbox back to {percent} full (below {clear_below:.0%})"
+                return self._commit([self._clear(name, fill_fraction, message, ts)])
+            if name not in self._active and fill_fraction >= limit:
+                message = (
+                    f"outbox {percent} full (threshold {limit:.0%}): the broker has not taken "
+                    "messages for a while; telemetry is evicted oldest first when it is full"
+                )
+                event = self._raise(
+                    "outbox_near_full", "", "warning", fill_fraction, limit, message, ts
+                )
+                return self._commit([event])
+            return []
+
+    # -- transitions ---------------------------------------------------------------------------
+
+    def _step_threshold(
+        self, rule: ThresholdRule, source: str, value: float, ts: float
+    ) -> list[AlarmEvent]:
+        name = alarm_name(rule.rule, source)
+        active = name in self._active
+        if not (rule.cleared(value, self._config) if active else rule.tripped(value, self._config)):
+            self._pending_since.pop(name, None)
+            return []
+        since = self._pending_since.get(name)
+        if since is None or ts < since:  # first sighting, or the clock stepped back
+            since = self._pending_since[name] = ts
+        if ts - since < self._config.hold_s:
+            return []
+        del self._pending_since[name]
+        if active:
+            return [self._clear(name, value, rule.cleared_message(source, value, self._config), ts)]
+        threshold = rule.threshold(self._config)
+        message = rule.raised_message(source, value, self._config)
+        return [self._raise(rule.rule, source, rule.severity, value, threshold, message, ts)]
+
+    def _step_streak(self, name: str, *, towards: bool, needed: int) -> bool:
+        """Count one observation; True when ``needed`` in a row point to the next transition."""
+        if not towards:
+            self._streak.pop(name, None)
+            return False
+        count = self._streak.get(name, 0) + 1
+        if count < needed:
+            self._streak[name] = count
+            return False
+        self._streak.pop(name, None)
+        return True
+
+    def _raise(
+        self,
+        rule: str,
+        source: str,
+        severity: Severity,
+        value: float | None,
+        threshold: float | None,
+        message: str,
+        ts: float,
+    ) -> AlarmEvent:
+        name = alarm_name(rule, source)
+        value = None if value is None else float(value)
+        threshold = None if threshold is None else float(threshold)
+        self._active[name] = ActiveAlarm(
+            name, rule, source, severity, ts, value, threshold, message
+        )
+        logger.warning(
+            "alarm raised name=%s severity=%s value=%s threshold=%s message=%r",
+            name, severity, value, threshold, message,
+        )  # fmt: skip
+        return AlarmEvent(name, rule, source, "raised", severity, value, threshold, message, ts)
+
+    def _clear(self, name: str, value: float | None, message: str, ts: float) -> AlarmEvent:
+        alarm = self._active.pop(name)
+        value = None if value is None else float(value)
+        logger.info("alarm cleared name=%s value=%s message=%r", name, value, message)
+        return AlarmEvent(
+            name,
+            alarm.rule,
+            alarm.source,
+            "cleared",
+            alarm.severity,
+            value,
+            alarm.threshold,
+            message,
+            ts,
+        )
+
+    def _commit(self, events: list[AlarmEvent]) -> list[AlarmEvent]:
+        """Record the events and, if the active set changed, save it (lock held)."""
+        if events:
+            self._history.extend(events)
+            if self._store is not None:
+                self._store.save(sorted(self._active.values(), key=lambda a: a.name))
+        return events

@@ -71,7 +71,8 @@ class DuctWorld:
         self.filter_life_s = filter_life_s
         self.dirt_life_s = dirt_life_s
         self.initial_dirt = initial_dirt
-        self._filter_changed_at = 0.0
+        self._started_at = start_hour * 3600.0
+        self._filter_changed_at = self._started_at
         self._occupants = 20 + 30 * float(rng.random())
         self._co2_noise = _SmoothNoise(rng, (1800.0, 5400.0, 11_000.0), 60.0)
         self._temp_noise = _SmoothNoise(rng, (3600.0, 4 * 3600.0, 3 * DAY_S), 0.8)
@@ -120,7 +121,7 @@ class DuctWorld:
             pressure_pa=101_325.0 + self._baro_noise(t),
             co2_ppm=self._co2(t),
             filter_dp_pa=80.0 + 170.0 * clog**2,
-            dirt=min(1.0, self.initial_dirt + t / self.dirt_life_s),
+            dirt=min(1.0, self.initial_dirt + (t - self._started_at) / self.dirt_life_s),
         )
         with self._lock:
             if self._overrides:

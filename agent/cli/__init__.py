@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 from collections.abc import Sequence
 
 from agent.errors import ExitCode, RemotairError, describe_exception
+from agent.logging_setup import configure_logging
 
 # Each module defines ``register(subparsers)`` which adds its parser(s) with ``func=`` set.
 COMMAND_MODULES: tuple[str, ...] = (
     "agent.cli.read",
     "agent.cli.snap",
+    "agent.cli.config",
+    "agent.cli.classify",
+    "agent.cli.dataset",
+    "agent.cli.run",
+    "agent.cli.demo",
 )
 
 
@@ -38,15 +43,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging("warning", debug=args.debug)
     try:
         code: int = args.func(args)
         return code
     except KeyboardInterrupt:
         return ExitCode.INTERRUPTED
+    except BrokenPipeError:  # `remotair read --json | head`: the reader left, nothing to report
+        sys.stderr.close()
+        return ExitCode.OK
     except Exception as exc:  # the one place that turns any failure into one line
         if args.debug:
             raise

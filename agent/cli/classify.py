@@ -1,0 +1,96 @@
+"""``remotair classify IMAGE...``: Visual Clean verdicts for image files."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from agent.cli.output import print_json, print_table
+from agent.errors import ExitCode
+from agent.vision import ImageError, VisionError
+from agent.vision.factory import BACKENDS, DEFAULT_THREADS, DEFAULT_UNCERTAIN_BAND, build_classifier
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "classify",
+        help="decide clean/dirty for image files",
+        description="Classify duct snapshots as clean or dirty: locally with the shipped int8"
+        " ResNet-18 (default), with Rekognition Custom Labels, or the cascade of both.",
+        epilog="example: remotair classify snapshot.jpg --json",
+    )
+    p.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    p.add_argument("--backend", choices=[b for b in BACKENDS if b != "off"], default="onnx")
+    p.add_argument(
+        "--model",
+        type=Path,
+        help="ONNX model (its .json manifest next to it); default: the shipped model",
+    )
+    p.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="ONNX Runtime threads")
+    p.add_argument("--arn", help="Rekognition project version ARN (rekognition, cascade)")
+    p.add_argument("--region", default="", help="AWS region of the Rekognition project")
+    p.add_argument("--min-confidence", type=float, default=50.0, metavar="PERCENT")
+    p.add_argument(
+        "--band",
+        nargs=2,
+        type=float,
+        default=DEFAULT_UNCERTAIN_BAND,
+        metavar=("LOW", "HIGH"),
+        help="cascade: dirty probabilities in [LOW, HIGH] go to the cloud (default %(default)s)",
+    )
+    p.add_argument("--retry-dir", type=Path, help="keep snapshots the cloud could not take here")
+    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    rekognition: dict[str, Any] | None = None
+    if args.backend != "onnx":
+        if not args.arn:
+            raise VisionError(f"--backend {args.backend} needs --arn PROJECT_VERSION_ARN")
+        rekognition = {
+            "project_version_arn": args.arn,
+            "region": args.region,
+            "min_confidence": args.min_confidence,
+        }
+    classifier = build_classifier(
+        args.backend,
+        model=args.model,
+        threads=args.threads,
+        rekognition=rekognition,
+        uncertain_low=args.band[0],
+        uncertain_high=args.band[1],
+        retry_dir=args.retry_dir,
+    )
+    assert classifier is not None  # "off" is not offered
+    results: list[dict[str, Any]] = []
+    try:
+        for path in args.images:
+            try:
+                results.append({"image": str(path), **classifier.classify_file(path).to_dict()})
+            except (ImageError, VisionError) as exc:
+                results.append({"image": str(path), "error": str(exc)})
+    finally:
+        classifier.close()
+    if args.json:
+        print_json({"verdicts": results})
+    else:
+        print_table(
+            ["IMAGE", "LABEL", "CONFIDENCE", "P(DIRTY)", "DECIDED BY", "MS", "MODEL"],
+            [
+                [r["image"], "ERROR", None, None, None, None, r["error"]]
+                if "error" in r
+                else [
+                    r["image"],
+                    r["label"] + (" (pending cloud)" if r["pending"] else ""),
+                    f"{r['confidence']:.3f}",
+                    f"{r['dirty_probability']:.3f}",
+                    r["decided_by"],
+                    r["latency_ms"],
+                    r["model_id"],
+                ]
+                for r in results
+            ],
+        )
+    return ExitCode.OK if all("error" not in r for r in results) else ExitCode.FAILURE

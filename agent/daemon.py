@@ -1,0 +1,377 @@
+"""``remotair run``: the agent's main job, wiring the parts in the one direction data flows.
+
+drivers -> sampling -> alarms/vision -> dispatcher -> outbox -> MQTT. Sensor sampling and each
+camera run as their own periodic jobs; the main thread only watches: it moves the dispatcher's
+backlog, publishes the health status, feeds the outbox fill level to the alarms, and pings the
+systemd watchdog while the sensor job is alive.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from agent.alarms import AlarmEngine, AlarmEvent
+from agent.board import Board, open_board
+from agent.config import Config
+from agent.dispatch import Dispatcher
+from agent.errors import ExitCode, RemotairError
+from agent.health import HealthInputs, fingerprint, health_document
+from agent.homeassistant import discovery_messages, queue_discovery
+from agent.mqtt import MqttLink, MqttSettings, TlsSettings
+from agent.outbox import MessageClass, Outbox
+from agent.sampling import RoundResult, Sampler
+from agent.scheduler import PeriodicJob
+from agent.sd_notify import Notifier
+from agent.snapshots import SnapshotResult, SnapshotTaker
+from agent.vision import Classifier
+from agent.vision.factory import build_classifier
+
+log = logging.getLogger(__name__)
+
+TICK_S = 1.0
+
+
+class StorageError(RemotairError):
+    """The state directory cannot be used (missing, read-only, full)."""
+
+    exit_code = ExitCode.FAILURE
+
+
+class Agent:
+    """One running agent. ``start`` opens everything, ``run`` watches, ``shutdown`` closes."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        config_file: Path | None = None,
+        simulate: bool = False,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.config = config
+        self.config_file = config_file
+        self.simulate = simulate
+        self.notifier = notifier or Notifier()
+        self.device_id = config.device.id
+        self.stop_event = threading.Event()
+        self.started_at = time.time()
+        self.jobs: dict[str, PeriodicJob] = {}
+        self._alarm_lock = threading.Lock()
+        self._last_status: tuple[object, ...] | None = None
+        self._last_status_at = 0.0
+        self.vision_error: str | None = None
+        self.classifier: Classifier | None = None
+
+    # -- start-up -----------------------------------------------------------------------------
+    def start(self) -> None:
+        cfg = self.config
+        state_dir = Path(cfg.storage.dir)
+        self.snapshot_dir = state_dir / "snapshots"
+        try:
+            self.snapshot_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(
+                f"state directory {state_dir} is not usable: {exc.strerror or exc}"
+                " (set [storage] dir to a writable directory)"
+            ) from exc
+        self.outbox = Outbox(
+            state_dir / "outbox.sqlite",
+            self.device_id,
+            max_messages=cfg.storage.outbox_max_messages,
+            max_bytes=int(cfg.storage.outbox_max_mb * 1024 * 1024),
+            topic_root=cfg.mqtt.topic_root,
+        )
+        self.dispatch = Dispatcher(self.outbox)
+        self.alarms = AlarmEngine(cfg.alarms, state_dir / "alarms.json")
+        self.board: Board = open_board(cfg.board, simulate=self.simulate, realtime=True)
+        try:
+            self.classifier = _classifier(cfg, state_dir)
+        except RemotairError as exc:
+            self.vision_error = str(exc)
+            log.error("vision disabled error=%s", exc)
+        self.sampler = Sampler(self.board.sensors, self.board.sensor_info)
+        self.takers = {
+            name: SnapshotTaker(
+                name, cam, self.classifier, self.snapshot_dir, keep=cfg.storage.snapshots_keep
+            )
+            for name, cam in self.board.cameras.items()
+        }
+        self.link = MqttLink(
+            _mqtt_settings(cfg),
+            self.outbox,
+            self.device_id,
+            on_command=self.handle_command,
+            status_body=self.status_document,
+        )
+        if cfg.mqtt.ha_discovery:
+            self._send_discovery()
+        self._add_job("sensors", cfg.schedule.sensor_interval_s, self.sample_round)
+        for i, name in enumerate(self.takers):
+            self._add_job(
+                f"camera-{name}",
+                cfg.schedule.snapshot_interval_s,
+                lambda name=name: self.snapshot(name),
+                first_delay_s=min(5.0, cfg.schedule.snapshot_interval_s / 4) * i,
+            )
+        self.link.start()
+        for job in self.jobs.values():
+            job.start()
+        log.info(
+            "agent started device=%s board=%s sensors=%d cameras=%d broker=%s:%d",
+            self.device_id,
+            self.board.kind,
+            len(self.board.sensors),
+            len(self.takers),
+            cfg.mqtt.host,
+            cfg.mqtt.port,
+        )
+        self.notifier.ready(f"sampling {len(self.board.sensors)} sensors")
+
+    def _add_job(self, name: str, interval: float, action: Any, first_delay_s: float = 0.0) -> None:
+        self.jobs[name] = PeriodicJob(
+            name, interval, action, stop=self.stop_event, first_delay_s=first_delay_s
+        )
+
+    def _send_discovery(self) -> None:
+        quantities = [
+            (name, q)
+            for name, state in self.sampler.state.items()
+            for q in _QUANTITIES_BY_CHIP.get(state.chip, ())
+        ]
+        expire = int(max(3 * self.config.schedule.sensor_interval_s, 60))
+        messages = discovery_messages(
+            self.device_id,
+            self.config.device.name or self.device_id,
+            quantities,
+            list(self.takers),
+            prefix=self.config.mqtt.ha_prefix,
+            topic_root=self.config.mqtt.topic_root,
+            expire_after_s=expire,
+            verdict_expire_after_s=int(3 * self.config.schedule.snapshot_interval_s),
+        )
+        queue_discovery(self.outbox, messages)
+
+    # -- the jobs -----------------------------------------------------------------------------
+    def sample_round(self) -> RoundResult:
+        result = self.sampler.sample()
+        self.dispatch.send(
+            MessageClass.TELEMETRY, "telemetry", result.telemetry_body(self.board.sensor_info)
+        )
+        events: list[AlarmEvent] = []
+        with self._alarm_lock:
+            for name, m in result.readings.items():
+                events += self.alarms.observe_sensor_ok(name, result.ts)
+                events += self.alarms.observe_measurement(name, m, result.ts)
+            for name, error in result.faults.items():
+                events += self.alarms.observe_sensor_fault(name, error, result.ts)
+        self._send_alarms(events)
+        return result
+
+    def snapshot(self, camera: str) -> SnapshotResult:
+        result = self.takers[camera].take()
+        events: list[AlarmEvent] = []
+        with self._alarm_lock:
+            if result.error is not None:
+                events += self.alarms.observe_camera_fault(camera, result.error, result.ts)
+            else:
+                events += self.alarms.observe_camera_ok(camera, result.ts)
+                if result.verdict is not None and not result.verdict.pending:
+                    events += self.alarms.observe_verdict(camera, result.verdict.label, result.ts)
+        if result.verdict is not None:
+            self.dispatch.send(MessageClass.VERDICT, f"vision/{camera}", result.verdict_body())
+        self._send_alarms(events)
+        return result
+
+    def _send_alarms(self, events: list[AlarmEvent]) -> None:
+        for event in events:
+            log.warning("alarm %s name=%s %s", event.state, event.name, event.message)
+            self.dispatch.send(MessageClass.ALARM, f"alarm/{event.name}", event.to_body())
+
+    # -- commands (cmd/<name>) ---------------------------------------------------------------
+    def handle_command(self, name: str, payload: dict[str, object]) -> dict[str, object]:
+        if name == "ping":
+            return {"ok": True, "pong": True, "uptime_s": round(time.time() - self.started_at, 1)}
+        if name == "read":
+            result = self.sample_round()
+            return {"ok": not result.faults, **result.telemetry_body(self.board.sensor_info)}
+        if name == "snapshot":
+            wanted = payload.get("camera")
+            names = [str(wanted)] if wanted else list(self.takers)
+            unknown = [n for n in names if n not in self.takers]
+            if unknown:
+                return {"ok": False, "error": f"unknown camera {unknown[0]!r}"}
+            out: dict[str, object] = {}
+            for n in names:
+                r = self.snapshot(n)
+                out[n] = r.verdict_body() if r.verdict else {"error": r.error}
+            return {"ok": all("error" not in v for v in out.values()), "cameras": out}  # type: ignore[operator]
+        return {"ok": False, "error": f"unknown command {name!r}; known: ping, read, snapshot"}
+
+    # -- health ------------------------------------------------------------------------------
+    def status_document(self) -> dict[str, Any]:
+        stats = self.outbox.stats()
+        broker = self.link.state() if hasattr(self, "link") else None
+        with self._alarm_lock:
+            active = [
+                {"name": a.name, "severity": a.severity, "since": a.raised_at, "message": a.message}
+                for a in self.alarms.active()
+            ]
+        return health_document(
+            HealthInputs(
+                started_at=self.started_at,
+                config_file=str(self.config_file) if self.config_file else None,
+                device_id=self.device_id,
+                board_kind=self.board.kind,
+                model_id=getattr(self.classifier, "model_id", None),
+                vision_error=self.vision_error,
+                broker=_jsonable(asdict(broker)) if broker else {},
+                sensors=list(self.sampler.state.values()),
+                cameras=[t.state for t in self.takers.values()],
+                active_alarms=active,
+                outbox=_jsonable(asdict(stats)) | {"memory_backlog": self.dispatch.backlog},
+                last_error=self.dispatch.last_error,
+                jobs={
+                    n: {
+                        "runs": j.stats.runs,
+                        "skipped": j.stats.skipped,
+                        "failures": j.stats.failures,
+                    }
+                    for n, j in self.jobs.items()
+                },
+            )
+        )
+
+    def healthy(self) -> bool:
+        """The sensor job has finished a round recently: the watchdog may be pinged."""
+        job = self.jobs["sensors"]
+        finished = job.stats.last_finished
+        limit = max(3 * job.interval_s, 60.0)
+        if finished is None:
+            return time.monotonic() - self._monotonic_start < limit
+        return time.monotonic() - finished < limit
+
+    # -- main loop ---------------------------------------------------------------------------
+    def run(self) -> int:
+        self._monotonic_start = time.monotonic()
+        while not self.stop_event.wait(TICK_S):
+            self.tick()
+        return ExitCode.OK
+
+    def tick(self) -> None:
+        self.dispatch.flush()
+        stats = self.outbox.stats()
+        fill = stats.depth / max(1, self.config.storage.outbox_max_messages)
+        with self._alarm_lock:
+            events = self.alarms.observe_outbox(fill, time.time())
+        self._send_alarms(events)
+        doc = self.status_document()
+        now = time.monotonic()
+        fp = fingerprint(doc)
+        if (
+            fp != self._last_status
+            or now - self._last_status_at >= self.config.schedule.status_interval_s
+        ):
+            self.outbox.put(MessageClass.STATUS, "status", doc, retain=True)
+            self._last_status, self._last_status_at = fp, now
+        if self.healthy():
+            self.notifier.watchdog()
+
+    def request_stop(self, signum: int = signal.SIGTERM, frame: FrameType | None = None) -> None:
+        log.info("stopping signal=%s", signal.Signals(signum).name)
+        self.notifier.stopping()
+        self.stop_event.set()
+
+    def shutdown(self, flush_timeout_s: float = 10.0) -> None:
+        self.stop_event.set()
+        for job in self.jobs.values():
+            if not job.join(timeout=5.0):
+                log.warning("job still running at shutdown job=%s", job.name)
+        if hasattr(self, "link"):
+            self.link.stop(flush_timeout_s)
+        if hasattr(self, "board"):
+            self.board.close()
+        if hasattr(self, "outbox"):
+            self.outbox.close()
+        log.info("agent stopped")
+
+
+_QUANTITIES_BY_CHIP = {
+    "bme280": ("temperature_c", "humidity_rh", "pressure_pa"),
+    "bmp280": ("temperature_c", "pressure_pa"),
+    "sht4x": ("temperature_c", "humidity_rh"),
+    "scd4x": ("co2_ppm", "temperature_c", "humidity_rh"),
+    "scd30": ("co2_ppm", "temperature_c", "humidity_rh"),
+    "sdp8xx": ("differential_pressure_pa",),
+    "sdp3x": ("differential_pressure_pa",),
+    "mhz19": ("co2_ppm",),
+    "senseair_s8": ("co2_ppm",),
+}
+
+
+def _mqtt_settings(cfg: Config) -> MqttSettings:
+    m = cfg.mqtt
+    tls = None if m.tls is None else TlsSettings(ca=m.tls.ca, cert=m.tls.cert, key=m.tls.key)
+    return MqttSettings(
+        host=m.host,
+        port=m.port,
+        client_id=m.client_id,
+        protocol=m.protocol,
+        keepalive=m.keepalive,
+        username=m.username or None,
+        password=m.password or None,
+        tls=tls,
+        handshake_timeout_s=m.handshake_timeout_s,
+        inflight=m.inflight,
+        reconnect_min_s=m.reconnect_min_s,
+        reconnect_max_s=m.reconnect_max_s,
+        topic_root=m.topic_root,
+    )
+
+
+def _classifier(cfg: Config, state_dir: Path) -> Classifier | None:
+    v = cfg.vision
+    rekognition: dict[str, Any] | None = None
+    if v.backend in ("rekognition", "cascade"):
+        r = v.rekognition
+        rekognition = {
+            "project_version_arn": r.project_version_arn,
+            "region": r.effective_region,
+            "min_confidence": r.min_confidence,
+            "label_map": dict(r.label_map),
+            "s3_bucket": r.s3_bucket,
+            "s3_prefix": r.s3_prefix,
+            "timeout_s": r.timeout_s,
+        }
+        rekognition = {k: val for k, val in rekognition.items() if val not in (None, "")}
+    return build_classifier(
+        v.backend,
+        model=v.model,
+        threads=v.threads,
+        rekognition=rekognition,
+        uncertain_low=v.uncertain_low,
+        uncertain_high=v.uncertain_high,
+        retry_dir=state_dir / "cloud-retry",
+    )
+
+
+def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in data.items()}
+
+
+def run_agent(config: Config, *, config_file: Path | None, simulate: bool) -> int:
+    """Start, run until SIGTERM/SIGINT, shut down cleanly. Returns the exit code."""
+    agent = Agent(config, config_file=config_file, simulate=simulate)
+    signal.signal(signal.SIGTERM, agent.request_stop)
+    signal.signal(signal.SIGINT, agent.request_stop)
+    try:
+        agent.start()
+        return agent.run()
+    finally:
+        agent.shutdown()

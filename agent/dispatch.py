@@ -1,0 +1,82 @@
+"""The single way messages leave the agent's logic: into the outbox, or a memory backlog if not.
+
+The outbox is durable; when its storage fails (disk full, read-only file system) a message must
+still not be lost while the process lives, so it waits in a bounded in-memory backlog and is
+moved into the outbox as soon as a put succeeds again. The failure is logged once per episode and
+reported in the health status.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from agent.outbox import MessageClass, Outbox, OutboxError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    kind: MessageClass
+    suffix: str
+    body: Mapping[str, object]
+    retain: bool
+
+
+class Dispatcher:
+    """Puts messages into the outbox, holding them in memory while the outbox cannot take them."""
+
+    def __init__(self, outbox: Outbox, *, backlog_limit: int = 10_000) -> None:
+        self.outbox = outbox
+        self._backlog: deque[_Pending] = deque()
+        self._limit = backlog_limit
+        self._lock = threading.Lock()
+        self.dropped = 0
+        self.last_error: str | None = None
+
+    @property
+    def backlog(self) -> int:
+        return len(self._backlog)
+
+    def send(
+        self, kind: MessageClass, suffix: str, body: Mapping[str, object], *, retain: bool = False
+    ) -> None:
+        with self._lock:
+            self._backlog.append(_Pending(kind, suffix, body, retain))
+            self._flush_locked()
+
+    def flush(self) -> None:
+        """Retry the backlog (called every main-loop tick)."""
+        with self._lock:
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        while self._backlog:
+            item = self._backlog[0]
+            try:
+                self.outbox.put(item.kind, item.suffix, item.body, retain=item.retain)
+            except OutboxError as exc:
+                if self.last_error is None:
+                    log.error("outbox unavailable, holding messages in memory error=%s", exc)
+                self.last_error = str(exc)
+                while len(self._backlog) > self._limit:
+                    self._drop_one()
+                return
+            self._backlog.popleft()
+            if self.last_error is not None:
+                log.warning("outbox available again, backlog moved in")
+                self.last_error = None
+
+    def _drop_one(self) -> None:
+        # Only reached when memory is full too: drop the oldest telemetry, never an alarm.
+        for i, item in enumerate(self._backlog):
+            if item.kind is not MessageClass.ALARM:
+                del self._backlog[i]
+                self.dropped += 1
+                return
+        self._backlog.popleft()
+        self.dropped += 1

@@ -1,0 +1,144 @@
+"""One snapshot of one camera: capture, check, store, classify."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agent.errors import RemotairError
+from agent.vision import Classifier, Verdict
+from drivers.camera import Camera, frame_problem, save_snapshot
+from drivers.errors import CameraError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CameraState:
+    """What the agent knows of one camera, for the health report and the technician."""
+
+    name: str
+    last_file: str | None = None
+    last_captured_at: float | None = None
+    last_verdict: dict[str, Any] | None = None
+    consecutive_failures: int = 0
+    fault_count: int = 0
+    last_error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.consecutive_failures == 0
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotResult:
+    camera: str
+    ts: float
+    file: Path | None
+    verdict: Verdict | None
+    error: str | None
+    """A camera fault (no frame, black, frozen); None when the frame was good."""
+
+    def verdict_body(self) -> dict[str, object]:
+        """The ``vision/<camera>`` message body (see README, wire format)."""
+        assert self.verdict is not None
+        v = self.verdict
+        body: dict[str, object] = {
+            "camera": self.camera,
+            "label": v.label,
+            "confidence": round(v.confidence, 4),
+            "dirty_probability": round(v.dirty_probability, 4),
+            "backend": v.backend,
+            "model": v.model_id,
+            "latency_ms": round(v.latency_ms, 1),
+            "decided_by": v.decided_by or v.backend,
+            "pending": v.pending,
+            "snapshot": self.file.name if self.file else None,
+        }
+        if v.opinions:
+            body["opinions"] = [o.to_dict() for o in v.opinions]
+        return body
+
+
+class SnapshotTaker:
+    """Takes, stores and classifies snapshots of one camera, keeping the newest ``keep`` files."""
+
+    def __init__(
+        self,
+        name: str,
+        camera: Camera,
+        classifier: Classifier | None,
+        directory: Path,
+        *,
+        keep: int = 500,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.name = name
+        self.camera = camera
+        self.classifier = classifier
+        self.directory = directory
+        self.keep = keep
+        self.state = CameraState(name)
+        self._previous: np.ndarray | None = None
+        self._wall_clock = wall_clock
+        self._lock = threading.Lock()
+
+    def take(self) -> SnapshotResult:
+        with self._lock:
+            return self._take()
+
+    def _take(self) -> SnapshotResult:
+        now = self._wall_clock()
+        try:
+            frame = self.camera.capture()
+        except CameraError as exc:
+            return self._fault(now, exc.detail)
+        problem = frame_problem(frame.image, self._previous)
+        self._previous = frame.image
+        path: Path | None = None
+        try:
+            path = save_snapshot(frame, self.directory)
+            self._prune()
+        except (OSError, CameraError) as exc:
+            # The verdict still goes out; only the picture for the data team is missing.
+            log.error(
+                "snapshot not stored camera=%s dir=%s error=%s", self.name, self.directory, exc
+            )
+        if problem is not None:
+            return self._fault(now, problem, path)
+        verdict: Verdict | None = None
+        if self.classifier is not None:
+            try:
+                verdict = self.classifier.classify(frame.image)
+            except RemotairError as exc:
+                log.error("classification failed camera=%s error=%s", self.name, exc)
+                self.state.last_error = f"classification: {exc}"
+        state = self.state
+        state.consecutive_failures = 0
+        state.last_file = str(path) if path else None
+        state.last_captured_at = now
+        result = SnapshotResult(self.name, now, path, verdict, None)
+        if verdict is not None:
+            state.last_verdict = result.verdict_body()
+        return result
+
+    def _fault(self, now: float, error: str, path: Path | None = None) -> SnapshotResult:
+        state = self.state
+        state.consecutive_failures += 1
+        state.fault_count += 1
+        state.last_error = error
+        log.warning("camera fault camera=%s error=%s", self.name, error)
+        return SnapshotResult(self.name, now, path, None, error)
+
+    def _prune(self) -> None:
+        files = sorted(self.directory.glob(f"{self.name}-*.jpg"))
+        for old in files[: max(0, len(files) - self.keep)]:
+            old.unlink(missing_ok=True)
+            old.with_suffix(".json").unlink(missing_ok=True)

@@ -1,0 +1,317 @@
+"""Labeled image data sets: the synthetic generator, the folder-per-label reader, and the
+Rekognition Custom Labels / Ground Truth manifest writer.
+
+The on-disk layout is one folder per label (``clean/``, ``dirty/``), the layout one syncs to S3 for
+Rekognition Custom Labels, so field images, synthetic images and the cloud data set are the same
+thing. A generated set adds one level of splits: ``DIR/{train,val,calib,test}/{clean,dirty}/``.
+A field set without splits is split deterministically by a hash of each file's relative path, so
+adding images never reshuffles the ones already assigned.
+
+This module needs numpy and OpenCV only (no torch): the ``remotair dataset`` command uses it on the
+board, and the trainer reads images through it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from agent.vision import CLEAN, DIRTY, LABELS
+
+logger = logging.getLogger(__name__)
+
+SPLITS: tuple[str, ...] = ("train", "val", "calib", "test")
+"""Training, validation (early stopping, calibration-method choice), quantization calibration,
+and the held-out test split the shipped metrics are measured on."""
+
+SPLIT_SEED_BASE: dict[str, int] = {"train": 0, "val": 100_000, "calib": 200_000, "test": 300_000}
+"""Renderer seeds of split ``s`` start at ``SPLIT_SEED_BASE[s]``: the splits never share a scene."""
+
+FRESH_SEED_BASE = 1_000_000
+"""Seeds from here on are never used by the generator's default splits (images no model saw)."""
+
+DEFAULT_COUNTS: dict[str, int] = {"train": 2000, "val": 400, "calib": 200, "test": 1000}
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp"})
+# Field split of an unsplit folder-per-label set, by hash of the relative path (percent).
+_HASH_SPLIT: tuple[tuple[str, int], ...] = (("train", 70), ("val", 10), ("calib", 5), ("test", 15))
+DEFAULT_ATTRIBUTE = "duct-condition"
+DATASET_INFO = "dataset.json"
+
+
+class DatasetError(ValueError):
+    """A data set directory is not in the expected layout, or a manifest cannot be written."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    path: Path
+    label: int
+    """Index into :data:`agent.vision.LABELS`."""
+
+
+# --- synthetic generation --------------------------------------------------------------------
+
+
+def dirt_for(seed: int, label: str) -> float:
+    """The dirt level of a synthetic sample: inside the clearly-clean or clearly-dirty range.
+
+    The ambiguous band between the renderer's ``CLEAN_MAX_DIRT`` and ``DIRTY_MIN_DIRT`` is left
+    out on purpose: there is no right answer there, and training on coin flips teaches nothing.
+    """
+    from hil.render import CLEAN_MAX_DIRT, DIRTY_MIN_DIRT
+
+    rng = np.random.default_rng([seed, 0xD127])
+    if label == CLEAN:
+        return float(rng.uniform(0.0, CLEAN_MAX_DIRT))
+    return float(rng.uniform(DIRTY_MIN_DIRT, 1.0))
+
+
+def label_for(seed: int) -> str:
+    """Alternate labels by seed: every split is exactly balanced (within one image)."""
+    return LABELS[seed % 2]
+
+
+def render_sample(seed: int, *, width: int, height: int) -> tuple[str, float, np.ndarray]:
+    """Label, dirt and BGR image of synthetic sample ``seed``."""
+    from hil.render import render_duct
+
+    label = label_for(seed)
+    dirt = dirt_for(seed, label)
+    return label, dirt, render_duct(seed, dirt, width, height, nuisance=True)
+
+
+def generate(
+    out_dir: Path,
+    counts: dict[str, int] | None = None,
+    *,
+    width: int = 320,
+    height: int = 240,
+    render_width: int = 640,
+    render_height: int = 480,
+    jpeg_quality: int = 90,
+) -> dict[str, Any]:
+    """Write a synthetic data set ``out_dir/<split>/<label>/s<seed>.jpg`` and ``dataset.json``.
+
+    Images are rendered at the camera's resolution with the renderer's nuisance (lighting,
+    noise, blur, vignetting...) and stored downscaled: the model input is far smaller than either,
+    and the runtime's reduced-scale JPEG decode downsamples a snapshot the same way.
+    """
+    counts = dict(DEFAULT_COUNTS if counts is None else counts)
+    unknown = set(counts) - set(SPLITS)
+    if unknown:
+        raise DatasetError(f"unknown split(s) {sorted(unknown)}; expected {SPLITS}")
+    started = time.monotonic()
+    for split, count in counts.items():
+        for label in LABELS:
+            (out_dir / split / label).mkdir(parents=True, exist_ok=True)
+        base = SPLIT_SEED_BASE[split]
+        for seed in range(base, base + count):
+            label, _dirt, image = render_sample(seed, width=render_width, height=render_height)
+            if (render_width, render_height) != (width, height):
+                image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+            path = out_dir / split / label / f"s{seed:07d}.jpg"
+            if not cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]):
+                raise DatasetError(f"cannot write {path}")
+        logger.info("generated split=%s images=%d", split, count)
+    info = {
+        "generator": "models.dataset.generate (hil.render.render_duct, nuisance on)",
+        "counts": counts,
+        "seed_ranges": {s: [SPLIT_SEED_BASE[s], SPLIT_SEED_BASE[s] + counts[s]] for s in counts},
+        "labels": list(LABELS),
+        "dirt_ranges": _dirt_ranges(),
+        "render_size": [render_width, render_height],
+        "stored_size": [width, height],
+        "jpeg_quality": jpeg_quality,
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    (out_dir / DATASET_INFO).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    return info
+
+
+def _dirt_ranges() -> dict[str, list[float]]:
+    from hil.render import CLEAN_MAX_DIRT, DIRTY_MIN_DIRT
+
+    return {CLEAN: [0.0, CLEAN_MAX_DIRT], DIRTY: [DIRTY_MIN_DIRT, 1.0]}
+
+
+def describe(root: Path) -> str:
+    """One line about a data set for the model manifest: the generator's record if present."""
+    info_path = root / DATASET_INFO
+    if info_path.is_file():
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+        counts = ", ".join(f"{k} {v}" for k, v in info.get("counts", {}).items())
+        ranges = info.get("dirt_ranges", {})
+        return (
+            f"synthetic duct images from hil.render (nuisance on), {counts} images; "
+            f"clean = dirt {ranges.get(CLEAN)}, dirty = dirt {ranges.get(DIRTY)}; "
+            f"rendered {info.get('render_size')} stored {info.get('stored_size')} JPEG"
+        )
+    sizes = {split: len(samples) for split, samples in resolve_splits(root).items()}
+    return f"folder-per-label images from {root.name}: " + ", ".join(
+        f"{k} {v}" for k, v in sizes.items()
+    )
+
+
+# --- reading folder-per-label sets -----------------------------------------------------------
+
+
+def list_samples(root: Path) -> list[Sample]:
+    """Every image under ``root/clean`` and ``root/dirty`` (recursively), sorted by path."""
+    missing = [label for label in LABELS if not (root / label).is_dir()]
+    if missing:
+        raise DatasetError(
+            f"{root}: expected one folder per label ({', '.join(LABELS)}); missing {missing}"
+        )
+    others = sorted(
+        p.name
+        for p in root.iterdir()
+        if p.is_dir() and p.name not in LABELS and p.name not in SPLITS
+    )
+    if others:
+        logger.warning("dataset ignoring folders root=%s folders=%s", root, others)
+    samples = [
+        Sample(path, index)
+        for index, label in enumerate(LABELS)
+        for path in sorted((root / label).rglob("*"))
+        if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS
+    ]
+    if not samples:
+        raise DatasetError(f"{root}: no images (.jpg, .jpeg, .png, .bmp) in {list(LABELS)}")
+    return samples
+
+
+def has_splits(root: Path) -> bool:
+    return all((root / split).is_dir() for split in ("train", "val", "test"))
+
+
+def _hash_split(relative: str) -> str:
+    bucket = int.from_bytes(hashlib.sha256(relative.encode()).digest()[:4], "big") % 100
+    for split, share in _HASH_SPLIT:
+        if bucket < share:
+            return split
+        bucket -= share
+    return _HASH_SPLIT[-1][0]
+
+
+def resolve_splits(root: Path) -> dict[str, list[Sample]]:
+    """Samples per split: the split folders if the set has them, else a stable hash split.
+
+    A set without a ``calib`` folder calibrates on its training images (they are only used to
+    observe activation ranges, not to fit anything).
+    """
+    if has_splits(root):
+        splits = {s: list_samples(root / s) for s in SPLITS if (root / s).is_dir()}
+        splits.setdefault("calib", splits["train"])
+        return splits
+    splits = {s: [] for s in SPLITS}
+    for sample in list_samples(root):
+        splits[_hash_split(sample.path.relative_to(root).as_posix())].append(sample)
+    for split in ("train", "val", "test"):
+        if not splits[split]:
+            raise DatasetError(f"{root}: too few images to form a {split} split")
+    if not splits["calib"]:
+        splits["calib"] = splits["train"]
+    return splits
+
+
+def class_counts(samples: Sequence[Sample]) -> list[int]:
+    return [sum(1 for s in samples if s.label == i) for i in range(len(LABELS))]
+
+
+# --- Rekognition Custom Labels / Ground Truth manifest ---------------------------------------
+
+
+def groundtruth_lines(
+    root: Path,
+    s3_prefix: str,
+    *,
+    attribute: str = DEFAULT_ATTRIBUTE,
+    job_name: str | None = None,
+    creation_date: dt.datetime | None = None,
+) -> Iterator[dict[str, Any]]:
+    """One Ground Truth image-classification record per image of a folder-per-label set.
+
+    ``source-ref`` is ``s3_prefix`` + the path relative to ``root``, which is where
+    ``aws s3 sync ROOT S3_PREFIX`` puts the file.
+    """
+    if not s3_prefix.startswith("s3://") or len(s3_prefix.rstrip("/")) <= len("s3://"):
+        raise DatasetError(f"--s3-prefix must look like s3://bucket/path, got {s3_prefix!r}")
+    if not attribute or any(c in attribute for c in " /\"'"):
+        raise DatasetError(f"invalid label attribute name {attribute!r}")
+    prefix = s3_prefix.rstrip("/")
+    when = (creation_date or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+    stamp = when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}"
+    job = f"labeling-job/{job_name or attribute}"
+    for sample in list_samples(root):
+        yield {
+            "source-ref": f"{prefix}/{sample.path.relative_to(root).as_posix()}",
+            attribute: sample.label,
+            f"{attribute}-metadata": {
+                "confidence": 1,
+                "job-name": job,
+                "class-name": LABELS[sample.label],
+                "human-annotated": "yes",
+                "creation-date": stamp,
+                "type": "groundtruth/image-classification",
+            },
+        }
+
+
+def write_groundtruth_manifest(
+    root: Path,
+    s3_prefix: str,
+    output: Path,
+    *,
+    attribute: str = DEFAULT_ATTRIBUTE,
+    job_name: str | None = None,
+) -> int:
+    """Write the JSON-lines manifest to ``output``; returns the number of images."""
+    count = 0
+    with output.open("w", encoding="utf-8") as fh:
+        for record in groundtruth_lines(root, s3_prefix, attribute=attribute, job_name=job_name):
+            fh.write(json.dumps(record, separators=(",", ":")) + "\n")
+            count += 1
+    return count
+
+
+def sync_command(root: Path, s3_prefix: str) -> str:
+    """The ``aws s3 sync`` command that puts the images where the manifest says they are."""
+    return f"aws s3 sync {root} {s3_prefix.rstrip('/')}/ --exclude '*' " + " ".join(
+        f"--include '{label}/*'" for label in LABELS
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m models.dataset OUT_DIR [--train N ...]``: generate a synthetic data set."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m models.dataset", description=main.__doc__)
+    parser.add_argument("out_dir", type=Path)
+    for split in SPLITS:
+        parser.add_argument(f"--{split}", type=int, default=DEFAULT_COUNTS[split], metavar="N")
+    parser.add_argument("--width", type=int, default=320)
+    parser.add_argument("--height", type=int, default=240)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    info = generate(
+        args.out_dir,
+        {s: getattr(args, s) for s in SPLITS},
+        width=args.width,
+        height=args.height,
+    )
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,112 @@
+"""One command from labeled images to a shippable model: train -> export -> quantize -> evaluate.
+
+``python -m models.pipeline DATA_DIR --out models/`` leaves in ``--out`` the int8 model and its
+manifest (metrics of fp32 and int8 on the test split, agreement between them, the calibration
+comparison); the checkpoint, the fp32 ONNX and the quantization candidates stay in ``--work-dir``.
+``--generate`` first renders the synthetic set into DATA_DIR if it is empty.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from agent.vision.manifest import ModelManifest, load_manifest, manifest_path_for, write_manifest
+from models.dataset import DEFAULT_COUNTS, SPLITS, generate, resolve_splits
+from models.evaluate import agreement, evaluate
+from models.export import export
+from models.quantize import FORMATS, METHODS, quantize
+from models.train import add_train_arguments, config_from_args, train
+
+logger = logging.getLogger(__name__)
+
+
+def model_name(arch: str) -> str:
+    return f"visual_clean_{arch}"
+
+
+def run_pipeline(
+    data_dir: Path,
+    out_dir: Path,
+    work_dir: Path,
+    args: argparse.Namespace,
+) -> tuple[ModelManifest, dict[str, Any]]:
+    """Run every stage; returns the int8 manifest and a summary (also written to work_dir)."""
+    started = time.monotonic()
+    config = config_from_args(args)
+    name = model_name(config.arch)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = work_dir / f"{name}.pt"
+    result = train(data_dir, checkpoint, config)
+    fp32_path = work_dir / f"{name}_fp32.onnx"
+    export(checkpoint, fp32_path)
+    int8_path = out_dir / f"{name}_int8.onnx"
+    _, comparison = quantize(
+        fp32_path,
+        data_dir,
+        int8_path,
+        work_dir=work_dir / "quantize",
+        methods=args.methods,
+        data_format=args.data_format,
+        threads=config.threads,
+    )
+    test = resolve_splits(data_dir)["test"]
+    fp32_eval = evaluate(fp32_path, test, threads=config.threads)
+    int8_eval = evaluate(int8_path, test, threads=config.threads)
+    metrics = {
+        "split": "test",
+        "fp32": fp32_eval.metrics(),
+        "int8": int8_eval.metrics(),
+        "int8_vs_fp32": agreement(int8_eval, fp32_eval),
+    }
+    manifest = load_manifest(manifest_path_for(int8_path))
+    manifest = replace(manifest, metrics=metrics)
+    write_manifest(manifest, manifest_path_for(int8_path))
+    summary = {
+        "int8_model": str(int8_path),
+        "fp32_model": str(fp32_path),
+        "train_seconds": round(result.seconds, 1),
+        "best_epoch": result.best_epoch,
+        "epochs_run": len(result.history),
+        "calibration_comparison": comparison,
+        "metrics": metrics,
+        "fp32_bytes": fp32_path.stat().st_size,
+        "int8_bytes": int8_path.stat().st_size,
+        "pipeline_seconds": round(time.monotonic() - started, 1),
+    }
+    (work_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return manifest, summary
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m models.pipeline", description=__doc__)
+    parser.add_argument("data_dir", type=Path, help="folder-per-label data set (splits optional)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("models"), help="where the int8 model goes"
+    )
+    parser.add_argument("--work-dir", type=Path, default=Path("build/visual_clean"))
+    parser.add_argument(
+        "--generate",
+        action="store_true",
+        help="render the synthetic set first if DATA_DIR is empty",
+    )
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument("--format", choices=FORMATS, default=FORMATS[0], dest="data_format")
+    add_train_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.generate and not any(args.data_dir.glob("*/*")):
+        generate(args.data_dir, {s: DEFAULT_COUNTS[s] for s in SPLITS})
+    _, summary = run_pipeline(args.data_dir, args.out, args.work_dir, args)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

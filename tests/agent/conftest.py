@@ -1,0 +1,246 @@
+"""Broker fixtures: a real Mosquitto on a free loopback port, and a collecting subscriber."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+START_TIMEOUT_S = 10.0
+
+
+def mosquitto_binary() -> str:
+    found = shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+    )
+    if found is None:
+        pytest.fail(
+            "mosquitto is not installed: run `make setup broker` "
+            "(or `apt-get install mosquitto`) before the broker tests",
+            pytrace=False,
+        )
+    return found
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Mosquitto:
+    """One mosquitto process; ``stop()``/``start()`` keep the same port (a broker outage)."""
+
+    def __init__(
+        self,
+        directory: Path,
+        extra_config: str = "",
+        name: str = "mosquitto",
+        *,
+        persistence: bool = False,
+    ) -> None:
+        self.binary = mosquitto_binary()
+        self.host = "127.0.0.1"
+        self.port = free_port()
+        self.directory = directory
+        self.config_path = directory / f"{name}.conf"
+        self.log_path = directory / f"{name}.log"
+        lines = [
+            f"listener {self.port} {self.host}",
+            "allow_anonymous true",
+            "persistence true" if persistence else "persistence false",
+            f"persistence_location {directory}/",
+            f"persistence_file {name}.db",
+            "log_dest stderr",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+        ]
+        if os.geteuid() == 0:
+            lines.append(
+                "user root"
+            )  # otherwise mosquitto drops to 'mosquitto' and cannot read tmp
+        self.config_path.write_text("\n".join(lines) + "\n" + extra_config)
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            return
+        with self.log_path.open("ab") as log_file:
+            self._process = subprocess.Popen(
+                [self.binary, "-c", str(self.config_path)], stdout=log_file, stderr=log_file
+            )
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                break
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        pytest.fail(
+            f"mosquitto did not accept connections on {self.host}:{self.port} within "
+            f"{START_TIMEOUT_S:g} s; its log:\n{self.log_path.read_text(errors='replace')}",
+            pytrace=False,
+        )
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+
+@pytest.fixture
+def mosquitto_factory(tmp_path: Path) -> Iterator[Callable[..., Mosquitto]]:
+    """Make (and start) brokers with extra config lines; all are killed at teardown."""
+    brokers: list[Mosquitto] = []
+
+    def make(
+        extra_config: str = "", name: str = "mosquitto", *, persistence: bool = False
+    ) -> Mosquitto:
+        broker = Mosquitto(
+            tmp_path, extra_config, name=f"{name}{len(brokers)}", persistence=persistence
+        )
+        brokers.append(broker)
+        broker.start()
+        return broker
+
+    yield make
+    for broker in brokers:
+        broker.stop()
+
+
+@pytest.fixture
+def free_tcp_port() -> Callable[[], int]:
+    """A free loopback port, e.g. for a second (TLS) listener of one broker."""
+    return free_port
+
+
+@pytest.fixture
+def mosquitto(mosquitto_factory: Callable[..., Mosquitto]) -> Mosquitto:
+    return mosquitto_factory()
+
+
+@dataclass
+class Received:
+    topic: str
+    payload: bytes
+    retain: bool
+    qos: int
+    properties: object | None = None
+
+
+@dataclass
+class Subscriber:
+    """A paho client that collects what it receives; every wait is bounded."""
+
+    host: str
+    port: int
+    topics: tuple[str, ...]
+    protocol: MQTTProtocolVersion = paho.MQTTv5
+    client_id: str = ""
+    """Non-empty: a persistent MQTT 3.1.1 session that survives reconnects and broker restarts
+    (with a broker started with ``persistence=True``), so nothing published meanwhile is missed."""
+    messages: list[Received] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._cond = threading.Condition()
+        self._subscribed = threading.Event()
+        if self.client_id:
+            self.client = paho.Client(
+                CallbackAPIVersion.VERSION2,
+                client_id=self.client_id,
+                protocol=paho.MQTTv311,
+                clean_session=False,
+            )
+        else:
+            self.client = paho.Client(CallbackAPIVersion.VERSION2, protocol=self.protocol)
+        self.client.reconnect_delay_set(0.05, 0.2)  # type: ignore[arg-type]
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_message = self._on_message
+
+    def _on_connect(self, client: paho.Client, *args: object) -> None:
+        client.subscribe([(topic, 1) for topic in self.topics])
+
+    def _on_subscribe(self, *args: object) -> None:
+        self._subscribed.set()
+
+    def _on_message(self, client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
+        with self._cond:
+            self.messages.append(
+                Received(msg.topic, bytes(msg.payload), msg.retain, msg.qos, msg.properties)
+            )
+            self._cond.notify_all()
+
+    def start(self, timeout: float = 10.0) -> Subscriber:
+        self.client.connect(self.host, self.port, keepalive=30)
+        self.client.loop_start()
+        if not self._subscribed.wait(timeout):
+            raise AssertionError(f"subscriber not subscribed to {self.topics} within {timeout} s")
+        return self
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def wait_for(
+        self, predicate: Callable[[list[Received]], bool], timeout: float = 10.0
+    ) -> list[Received]:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not predicate(self.messages):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(
+                        f"condition not met within {timeout} s; got {len(self.messages)} "
+                        f"message(s): {[m.topic for m in self.messages[-10:]]}"
+                    )
+                self._cond.wait(remaining)
+            return list(self.messages)
+
+    def snapshot(self) -> list[Received]:
+        with self._cond:
+            return list(self.messages)
+
+
+@pytest.fixture
+def subscribe() -> Iterator[Callable[..., Subscriber]]:
+    """``subscribe(broker, "topic/#", ...)`` -> a started Subscriber, stopped at teardown."""
+    started: list[Subscriber] = []
+
+    def make(
+        broker: Mosquitto,
+        *topics: str,
+        protocol: MQTTProtocolVersion = paho.MQTTv5,
+        client_id: str = "",
+    ) -> Subscriber:
+        subscriber = Subscriber(broker.host, broker.port, topics, protocol, client_id).start()
+        started.append(subscriber)
+        return subscriber
+
+    yield make
+    for subscriber in started:
+        subscriber.stop()

@@ -1,0 +1,685 @@
+"""The MQTT link against a real Mosquitto: schema, outages, SIGKILL, TLS, will, commands."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from agent import homeassistant, wire
+from agent.mqtt import LinkState, MqttLink, MqttSettings, TlsSettings, backoff_delay
+from agent.outbox import MessageClass, Outbox
+
+if TYPE_CHECKING:
+    from conftest import Mosquitto, Received, Subscriber
+
+pytestmark = pytest.mark.broker
+
+ROOT = Path(__file__).resolve().parents[2]
+DEVICE = "duct-7"
+PROTOCOLS = ["3.1.1", "5"]
+PAHO_PROTOCOL = {"3.1.1": paho.MQTTv311, "5": paho.MQTTv5}
+
+
+def settings_for(broker: Mosquitto, protocol: str = "5", **overrides: object) -> MqttSettings:
+    values: dict[str, object] = {
+        "host": broker.host,
+        "port": broker.port,
+        "protocol": protocol,
+        "reconnect_min_s": 0.1,
+        "reconnect_max_s": 0.5,
+        "handshake_timeout_s": 5.0,
+        "keepalive": 10,
+    }
+    values.update(overrides)
+    return MqttSettings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Iterator[Outbox]:
+    with Outbox(tmp_path / "outbox.db", DEVICE) as box:
+        yield box
+
+
+@pytest.fixture
+def links() -> Iterator[Callable[..., MqttLink]]:
+    started: list[MqttLink] = []
+
+    def make(settings: MqttSettings, box: Outbox, **kwargs: object) -> MqttLink:
+        kwargs.setdefault("status_body", lambda: {"version": "test"})
+        link = MqttLink(settings, box, DEVICE, **kwargs)  # type: ignore[arg-type]
+        link.start()
+        started.append(link)
+        return link
+
+    yield make
+    for link in started:
+        link.stop(flush_timeout_s=0.5)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        time.sleep(0.02)
+
+
+def docs(messages: list[Received], suffix: str) -> list[dict[str, object]]:
+    return [json.loads(m.payload) for m in messages if m.topic.endswith(suffix)]
+
+
+def seqs_on(messages: list[Received], suffix: str) -> list[int]:
+    return [int(d["seq"]) for d in docs(messages, suffix)]  # type: ignore[call-overload]
+
+
+def has_seqs(suffix: str, wanted: set[int]) -> Callable[[list[Received]], bool]:
+    return lambda messages: wanted <= set(seqs_on(messages, suffix))
+
+
+# -- schema ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_topics_payload_schema_qos_and_retained_status(
+    protocol: str,
+    mosquitto: Mosquitto,
+    outbox: Outbox,
+    links: Callable[..., MqttLink],
+    subscribe: Callable[..., Subscriber],
+) -> None:
+    watcher = subscribe(mosquitto, f"remotair/v1/{DEVICE}/#", protocol=PAHO_PROTOCOL[protocol])
+    telemetry = outbox.put(
+        MessageClass.TELEMETRY, "", {"sensors": {"duct": {"chip": "scd4x", "co2_ppm": 612.0}}}
+    )
+    verdict = outbox.put(MessageClass.VERDICT, "cam0", {"camera": "cam0", "label": "clean"})
+    alarm = outbox.put(MessageClass.ALARM, "co2_high", {"event": "raised", "value": 1600.0})
+    link = links(settings_for(mosquitto, protocol), outbox)
+    received = watcher.wait_for(lambda ms: len(ms) >= 4)
+    by_topic = {m.topic: m for m in received}
+    base = f"remotair/v1/{DEVICE}"
+    assert by_topic[f"{base}/telemetry"].payload == telemetry.payload
+    assert by_topic[f"{base}/vision/cam0"].payload == verdict.payload
+    assert by_topic[f"{base}/alarm/co2_high"].payload == alarm.payload
+    assert all(m.qos == 1 for m in received)
+    status = json.loads(by_topic[f"{base}/status"].payload)
+    assert status["state"] == "online"
+    assert status["version"] == "test"
+    for document in [json.loads(m.payload) for m in received]:
+        assert list(document)[:4] == ["v", "device", "seq", "ts"]
+        assert document["v"] == 1
+        assert document["device"] == DEVICE
+        assert isinstance(document["seq"], int)
+        assert str(document["ts"]).endswith("Z")
+    wait_until(lambda: outbox.stats().depth == 0, 5, "outbox drained after PUBACKs")
+    state = link.state()
+    assert state.connected and state.connected_since is not None and state.inflight == 0
+    late = subscribe(mosquitto, f"{base}/status")
+    [retained] = late.wait_for(lambda ms: len(ms) >= 1)
+    assert retained.retain is True
+    assert json.loads(retained.payload)["state"] == "online"
+
+
+def test_stop_publishes_offline_retained_with_a_seq(
+    mosquitto: Mosquitto,
+    outbox: Outbox,
+    subscribe: Callable[..., Subscriber],
+) -> None:
+    watcher = subscribe(mosquitto, f"remotair/v1/{DEVICE}/status")
+    link = MqttLink(settings_for(mosquitto), outbox, DEVICE, status_body=lambda: {"uptime_s": 1})
+    link.start()
+    watcher.wait_for(lambda ms: any(b'"online"' in m.payload for m in ms))
+    for i in range(50):
+        outbox.put(MessageClass.TELEMETRY, "", {"i": i})
+    link.stop(flush_timeout_s=5)
+    assert outbox.stats().depth == 0, "backlog flushed within the bound"
+    last = watcher.wait_for(lambda ms: b'"offline"' in ms[-1].payload)[-1]
+    document = json.loads(last.payload)
+    assert document["state"] == "offline"
+    assert isinstance(document["seq"], int), "a clean stop is not the last will"
+    assert link.state().connected is False
+
+
+def test_agent_keeps_running_without_broker_and_delivers_when_it_appears(
+    mosquitto: Mosquitto,
+    outbox: Outbox,
+    links: Callable[..., MqttLink],
+    subscribe: Callable[..., Subscriber],
+) -> None:
+    mosquitto.stop()
+    started = time.monotonic()
+    link = links(settings_for(mosquitto), outbox)
+    assert time.monotonic() - started < 1.0, "start() must not block on the broker"
+    outbox.put(MessageClass.ALARM, "co2_high", {"event": "raised"})
+    wait_until(lambda: link.state().last_error is not None, 5, "first connect failure recorded")
+    state = link.state()
+    assert not state.connected
+    assert "connection refused" in str(state.last_error)
+    assert state.next_retry_at is not None
+    mosquitto.start()
+    watcher = subscribe(mosquitto, f"remotair/v1/{DEVICE}/alarm/#")
+    wait_until(lambda: outbox.stats().depth == 0, 10, "backlog delivered once the broker is up")
+    assert link.state().connected
+    del watcher
+
+
+# -- no gap --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_broker_outage_every_seq_delivered_no_gap(
+    protocol: str,
+    mosquitto_factory: Callable[..., Mosquitto],
+    outbox: Outbox,
+    links: Callable[..., MqttLink],
+    subscribe: Callable[..., Subscriber],
+) -> None:
+    broker = mosquitto_factory(persistence=True)
+    watcher = subscribe(broker, f"remotair/v1/{DEVICE}/telemetry", client_id=f"watch-{protocol}")
+    link = links(settings_for(broker, protocol, inflight=5), outbox)
+    total = 400
+    put_seqs: list[int] = []
+
+    def produce() -> None:
+        for i in range(total):
+            put_seqs.append(outbox.put(MessageClass.TELEMETRY, "", {"i": i}).seq)
+            time.sleep(0.002)
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    watcher.wait_for(lambda ms: len(ms) >= 100)
+    broker.stop()  # mid-stream: some messages are in flight right now
+    wait_until(lambda: not link.state().connected, 5, "link notices the outage")
+    time.sleep(0.5)
+    broker.start()
+    producer.join(timeout=20)
+    received = watcher.wait_for(has_seqs("telemetry", set(put_seqs)), timeout=20)
+    seqs = seqs_on(received, "telemetry")
+    assert sorted(set(seqs)) == put_seqs, "every seq delivered, no gap"
+    wait_until(lambda: outbox.stats().depth == 0, 5, "outbox empty once everything is acked")
+
+
+_KILLED_AGENT = """
+import sys, time
+sys.path.insert(0, {root!r})
+from pathlib import Path
+from agent.mqtt import MqttLink, MqttSettings
+from agent.outbox import Outbox
+outbox = Outbox(Path({path!r}), {device!r})
+settings = MqttSettings(host="127.0.0.1", port={port}, protocol={protocol!r}, inflight=1,
+                        reconnect_min_s=0.1, reconnect_max_s=0.5, keepalive=10)
+MqttLink(settings, outbox, {device!r}, status_body=lambda: {{"pid": 1}}).start()
+print("started", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_sigkill_mid_publish_then_restart_no_gap_and_last_will(
+    protocol: str,
+    mosquitto: Mosquitto,
+    tmp_path: Path,
+    subscribe: Callable[..., Subscriber],
+) -> None:
+    path = tmp_path / "agent-outbox.db"
+    total = 3000
+    with Outbox(path, DEVICE) as box:
+        for i in range(total):
+            box.put(MessageClass.TELEMETRY, "", {"i": i})
+    watcher = subscribe(mosquitto, f"remotair/v1/{DEVICE}/#")
+    script = _KILLED_AGENT.format(
+        root=str(ROOT), path=str(path), device=DEVICE, port=mosquitto.port, protocol=protocol
+    )
+    agent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+    try:
+        watcher.wait_for(lambda ms: len(seqs_on(ms, "telemetry")) >= 200, timeout=20)
+        agent.send_signal(signal.SIGKILL)
+        agent.wait(timeout=10)
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.wait(timeout=10)
+    will = watcher.wait_for(
+        lambda ms: any(d.get("seq") is None for d in docs(ms, "status")), timeout=10
+    )
+    [offline] = [d for d in docs(will, "status") if d["seq"] is None]
+    assert offline["state"] == "offline", "the broker published the last will"
+    with Outbox(path, DEVICE) as box:
+        left = box.stats().depth
+        assert 0 < left < total, "the kill really landed mid-drain"
+        link = MqttLink(settings_for(mosquitto, protocol), box, DEVICE, status_body=dict)
+        link.start()
+        try:
+            received = watcher.wait_for(has_seqs("telemetry", set(range(1, total + 1))), timeout=20)
+        finally:
+            link.stop(flush_timeout_s=1)
+    seqs = seqs_on(received, "telemetry")
+    assert set(seqs) == set(range(1, total + 1)), "no gap after SIGKILL and restart"
+    duplicates = len(seqs) - len(set(seqs))
+    assert duplicates <= 1, f"at most the one in-flight message is sent twice, got {duplicates}"
+
+
+# -- broker rejects a message --------------------------------------------------------------------
+
+
+def test_mqtt5_rejected_publish_is_set_aside_and_does_not_block(
+    mosquitto_factory: Callable[..., Mosquitto],
+    tmp_path: Path,
+    links: Callable[..., MqttLink],
+    subscribe: Callable[..., Subscriber],
+) -> None:
+    acl = tmp_path / "acl"
+    acl.write_text(
+        f"topic readwrite remotair/v1/{DEVICE}/telemetry\n"
+        f"topic readwrite remotair/v1/{DEVICE}/status\n"
+        f"topic read remotair/v1/{DEVICE}/cmd/#\n"
+    )
+    broker = mosquitto_factory(f"acl_file {acl}\n")
+    watcher = subscribe(broker, f"remotair/v1/{DEVICE}/telemetry")
+    with Outbox(tmp_path / "o.db", DEVICE, max_attempts=3) as box:
+        forbidden = box.put(MessageClass.ALARM, "forbidden", {"event": "raised"})
+        after = box.put(MessageClass.TELEMETRY, "", {"i": 1})
+        link = links(settings_for(broker, "5"), box)
+        watcher.wait_for(has_seqs("telemetry", {after.seq}))
+        wait_until(lambda: box.stats().set_aside == 1, 10, "rejected message set aside")
+        [aside] = box.set_aside_messages()
+        assert aside.seq == forbidden.seq
+        assert aside.attempts == 3
+        assert "Not authorized" in aside.reason
+        wait_until(lambda: box.stats().depth == 0, 5, "queue not blocked")
+        assert link.state().connected
+        link.stop(flush_timeout_s=1)
+
+
+# -- TLS -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pki:
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+    rogue_ca: Path
+    rogue_cert: Path
+    rogue_key: Path
+
+
+def make_pki(directory: Path) -> Pki:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = dt.datetime.now(dt.UTC)
+
+    def name(common: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+    def write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> Path:
+        path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        return path
+
+    def write_cert(cert: x509.Certificate, path: Path) -> Path:
+        path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        return path
+
+    def authority(common: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name(common))
+            .issuer_name(name(common))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+            )
+            .sign(key, hashes.SHA256())
+        )
+        return cert, key
+
+    def leaf(
+        common: str,
+        issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey],
+        usage: x509.ObjectIdentifier,
+        server: bool,
+    ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+        key = ec.generate_private_key(ec.SECP256R1())
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(name(common))
+            .issuer_name(issuer[0].subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer[1].public_key()),
+                critical=False,
+            )
+        )
+        if server:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName(
+                    [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+                ),
+                critical=False,
+            )
+        return builder.sign(issuer[1], hashes.SHA256()), key
+
+    ca = authority("Remotair test CA")
+    rogue = authority("Rogue CA")
+    server = leaf("localhost", ca, ExtendedKeyUsageOID.SERVER_AUTH, server=True)
+    client = leaf(DEVICE, ca, ExtendedKeyUsageOID.CLIENT_AUTH, server=False)
+    impostor = leaf(DEVICE, rogue, ExtendedKeyUsageOID.CLIENT_AUTH, server=False)
+    return Pki(
+        ca=write_cert(ca[0], directory / "ca.pem"),
+        server_cert=write_cert(server[0], directory / "server.pem"),
+        server_key=write_key(server[1], directory / "server.key"),
+        client_cert=write_cert(client[0], directory / "client.pem"),
+        client_key=write_key(client[1], directory / "client.key"),
+        rogue_ca=write_cert(rogue[0], directory / "rogue-ca.pem"),
+        rogue_cert=write_cert(impostor[0], directory / "rogue.pem"),
+        rogue_key=write_key(impostor[1], directory / "rogue.key"),
+    )
+
+
+@pytest.fixture
+def tls_broker(
+    tmp_path: Path, mosquitto_factory: Callable[..., Mosquitto], free_tcp_port: Callable[[], int]
+) -> tuple[Mosquitto, int, Pki]:
+    """A broker with its plain listener (for the test's subscriber) plus a mutual-TLS one."""
+    pki = make_pki(tmp_path)
+    tls_port = free_tcp_port()
+    broker = mosquitto_factory(
+        f"listener {tls_port} 127.0.0.1\n"
+        f"cafile {pki.ca}\ncertfile {pki.server_cert}\nkeyfile {pki.server_key}\n"
+        "require_certificate true\n"
+    )
+    return broker, tls_port, pki
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_tls_with_client_certificate(
+    protocol: str,
+    tls_broker: tuple[Mosquitto, int, Pki],
+    outbox: Outbox,
+    links: Callable[..., MqttLink],
+    subscribe: Callable[..., Subscriber],
+) -> None:
+    broker, tls_port, pki = tls_broker
+    watcher = subscribe(broker, f"remotair/v1/{DEVICE}/#")
+    message = outbox.put(MessageClass.ALARM, "co2_high", {"event": "raised"})
+    tls = TlsSettings(ca=pki.ca, cert=pki.client_cert, key=pki.client_key)
+    link = links(settings_for(broker, protocol, port=tls_port, tls=tls), outbox)
+    watcher.wait_for(has_seqs("alarm/co2_high", {message.seq}))
+    assert link.state().connected
+    assert link.state().last_error is None
+
+
+def _failing_tls_state(
+    broker: Mosquitto,
+    tls_port: int,
+    tls: TlsSettings,
+    outbox: Outbox,
+    links: Callable[..., MqttLink],
+) -> LinkState:
+    outbox.put(MessageClass.ALARM, "co2_high", {"event": "raised"})
+    link = links(settings_for(broker, port=tls_port, tls=tls), outbox)
+    wait_until(lambda: link.state().next_retry_at is not None, 10, "TLS failure recorded")
+    first_retry = link.state().next_retry_at
+    wait_until(  # it keeps retrying with back-off
+        lambda: link.state().next_retry_at not in (None, first_retry), 10, "a later retry"
+    )
+    state = link.state()
+    assert not state.connected
+    assert outbox.stats().depth >= 1, "nothing is lost while it cannot connect"
+    return state
+
+
+def test_client_certificate_from_another_ca_is_a_clear_tls_error(
+    tls_broker: tuple[Mosquitto, int, Pki], outbox: Outbox, links: Callable[..., MqttLink]
+) -> None:
+    broker, tls_port, pki = tls_broker
+    tls = TlsSettings(ca=pki.ca, cert=pki.rogue_cert, key=pki.rogue_key)
+    state = _failing_tls_state(broker, tls_port, tls, outbox, links)
+    error = str(state.last_error)
+    assert error.startswith("TLS: broker "), error
+    assert "unknown ca" in error or "client certificate rejected" in error, error
+
+
+def test_untrusted_broker_certificate_is_a_clear_tls_error(
+    tls_broker: tuple[Mosquitto, int, Pki], outbox: Outbox, links: Callable[..., MqttLink]
+) -> None:
+    broker, tls_port, pki = tls_broker
+    tls = TlsSettings(ca=pki.rogue_ca, cert=pki.client_cert, key=pki.client_key)
+    state = _failing_tls_state(broker, tls_port, tls, outbox, links)
+    assert str(state.last_error).startswith("TLS: certificate verify failed"), state.last_error
+
+
+def test_refused_credentials_say_not_authorised(
+    mosquitto_factory: Callable[..., Mosquitto], outbox: Outbox, links: Callable[..., MqttLink]
+) -> None:
+    broker = mosquitto_factory("allow_anonymous false\n")
+    link = links(settings_for(broker, "5", username="nobody", password="wrong"), outbox)
+    wait_until(lambda: link.state().last_error is not None, 10, "refusal recorded")
+    error = str(link.state().last_error)
+    assert error.startswith("broker refused connection: "), error
+    assert "not authori" in error.lower(), error
+
+
+# -- commands --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_commands_answered_with_correlation_id_off_the_network_thread(
+    protocol: str,
+    mosquitto: Mosquitto,
+    outbox: Outbox,
+    links: Callable[..., MqttLink],
+    subscribe: Callable[..., Subscriber],
+) -> None:
+    threads: list[str] = []
+
+    def on_command(name: str, payload: dict[str, object]) -> dict[str, object]:
+        threads.append(threading.current_thread().name)
+        if name == "explode":
+            raise RuntimeError("camera 0 is not answering")
+        return {"pong": payload.get("n")}
+
+    watcher = subscribe(mosquitto, f"remotair/v1/{DEVICE}/result/#")
+    link = links(settings_for(mosquitto, protocol), outbox, on_command=on_command)
+    wait_until(lambda: link.state().connected, 5, "connected")
+    time.sleep(0.2)  # the command subscription is acknowledged
+    sender = watcher.client
+    cmd = f"remotair/v1/{DEVICE}/cmd"
+    sender.publish(f"{cmd}/ping", json.dumps({"id": "req-1", "n": 7}), qos=1)
+    sender.publish(f"{cmd}/ping", b"{not json", qos=1)
+    sender.publish(f"{cmd}/explode", json.dumps({"id": 42}), qos=1)
+    received = watcher.wait_for(lambda ms: len(ms) >= 3)
+    results = {(d["command"], d["id"]): d for d in docs(received, "")}
+    ok = results[("ping", "req-1")]
+    assert ok["ok"] is True and ok["result"] == {"pong": 7}
+    malformed = results[("ping", None)]
+    assert malformed["ok"] is False and "malformed command" in str(malformed["error"])
+    failed = results[("explode", 42)]
+    assert failed["ok"] is False and "camera 0 is not answering" in str(failed["error"])
+    assert all(isinstance(d["seq"], int) for d in results.values())
+    assert threads and all(name.startswith("remotair-cmd") for name in threads), threads
+
+
+def test_mqtt5_response_topic_and_correlation_data(
+    mosquitto: Mosquitto,
+    outbox: Outbox,
+    links: Callable[..., MqttLink],
+    subscribe: Callable[..., Subscriber],
+) -> None:
+    watcher = subscribe(mosquitto, "replies/operator-1")
+    link = links(settings_for(mosquitto, "5"), outbox, on_command=lambda name, p: {"pong": True})
+    wait_until(lambda: link.state().connected, 5, "connected")
+    time.sleep(0.2)
+    properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+    properties.ResponseTopic = "replies/operator-1"
+    properties.CorrelationData = b"\x00corr-9"
+    watcher.client.publish(
+        f"remotair/v1/{DEVICE}/cmd/ping", b'{"id": "r9"}', qos=1, properties=properties
+    )
+    [reply] = watcher.wait_for(lambda ms: len(ms) >= 1)
+    assert json.loads(reply.payload)["id"] == "r9"
+    assert getattr(reply.properties, "CorrelationData", None) == b"\x00corr-9"
+
+
+# -- Home Assistant discovery --------------------------------------------------------------------
+
+
+def test_home_assistant_discovery_retained_through_outbox(
+    mosquitto: Mosquitto,
+    outbox: Outbox,
+    links: Callable[..., MqttLink],
+    subscribe: Callable[..., Subscriber],
+) -> None:
+    messages = homeassistant.discovery_messages(
+        DEVICE,
+        "Duct 7",
+        [("duct", "co2_ppm"), ("filter", "differential_pressure_pa")],
+        ["cam0"],
+        expire_after_s=90,
+    )
+    assert homeassistant.queue_discovery(outbox, messages) == 3
+    link = links(settings_for(mosquitto), outbox)
+    wait_until(lambda: outbox.stats().depth == 0, 5, "discovery delivered")
+    watcher = subscribe(mosquitto, "homeassistant/#")  # subscribed after: sees retained configs
+    received = watcher.wait_for(lambda ms: len(ms) >= 3)
+    assert {m.topic for m in received} == {topic for topic, _ in messages}
+    assert all(m.retain for m in received)
+    configs = {m.topic: json.loads(m.payload) for m in received}
+    assert configs == dict(messages)
+    assert link.state().connected
+
+
+def test_home_assistant_configs_render_against_real_payloads() -> None:
+    jinja2 = pytest.importorskip("jinja2")
+    messages = dict(
+        homeassistant.discovery_messages(
+            DEVICE,
+            "Duct 7",
+            [
+                ("duct", "co2_ppm"),
+                ("duct", "temperature_c"),
+                ("filter", "differential_pressure_pa"),
+            ],
+            ["cam0"],
+            expire_after_s=90,
+            verdict_expire_after_s=2700,
+        )
+    )
+    co2 = messages[f"homeassistant/sensor/{DEVICE}/duct_co2_ppm/config"]
+    assert co2["device_class"] == "carbon_dioxide" and co2["unit_of_measurement"] == "ppm"
+    assert co2["state_topic"] == wire.telemetry_topic(DEVICE)
+    assert co2["expire_after"] == 90
+    assert co2["availability"] == [
+        {
+            "topic": wire.status_topic(DEVICE),
+            "value_template": "{{ value_json.state }}",
+            "payload_available": "online",
+            "payload_not_available": "offline",
+        }
+    ]
+    dp = messages[f"homeassistant/sensor/{DEVICE}/filter_differential_pressure_pa/config"]
+    assert (dp["device_class"], dp["unit_of_measurement"]) == ("pressure", "Pa")
+    verdict = messages[f"homeassistant/sensor/{DEVICE}/cam0_verdict/config"]
+    assert verdict["state_topic"] == wire.vision_topic(DEVICE, "cam0")
+    assert verdict["options"] == ["clean", "dirty"] and verdict["expire_after"] == 2700
+    unique_ids = [c["unique_id"] for c in messages.values()]
+    assert len(set(unique_ids)) == len(unique_ids)
+    assert len({json.dumps(c["device"]) for c in messages.values()}) == 1, "one HA device"
+
+    env = jinja2.Environment()
+
+    def render(template: object, payload: dict[str, object]) -> str:
+        return str(env.from_string(str(template)).render(value_json=payload))
+
+    telemetry = {
+        "v": 1,
+        "device": DEVICE,
+        "seq": 5,
+        "ts": "2026-11-25T21:04:05.123Z",
+        "sensors": {"duct": {"chip": "scd4x", "co2_ppm": 612.0, "temperature_c": 21.5}},
+        "faults": {"filter": "no ACK at 0x25"},
+    }
+    assert render(co2["value_template"], telemetry) == "612.0"
+    temperature = messages[f"homeassistant/sensor/{DEVICE}/duct_temperature_c/config"]
+    assert render(temperature["value_template"], telemetry) == "21.5"
+    assert render(dp["value_template"], telemetry) == "None"  # faulted: unknown, not made up
+    vision = {
+        "camera": "cam0",
+        "label": "dirty",
+        "confidence": 0.93,
+        "backend": "onnx",
+        "model": "resnet-q8",
+        "latency_ms": 41.0,
+    }
+    assert render(verdict["value_template"], vision) == "dirty"
+    availability = co2["availability"][0]
+    assert render(availability["value_template"], {"state": "offline"}) == "offline"
+
+
+def test_home_assistant_rejects_unknown_quantities() -> None:
+    with pytest.raises(wire.WireError, match="quantity 'lux'"):
+        homeassistant.discovery_messages(DEVICE, "D", [("duct", "lux")], [], expire_after_s=60)
+
+
+# -- back-off --------------------------------------------------------------------------------------
+
+
+def test_backoff_grows_with_jitter_within_bounds() -> None:
+    import random
+
+    rng = random.Random(7)
+    delays = [[backoff_delay(a, 1.0, 30.0, rng) for _ in range(200)] for a in range(8)]
+    assert all(1.0 <= d <= 30.0 for row in delays for d in row)
+    assert delays[0] == [1.0] * 200
+    assert len({round(d, 6) for d in delays[3]}) > 100, "jittered"
+    assert max(delays[2]) <= 4.0 < min(delays[4]) + 4.0
+    assert min(delays[7]) >= 15.0

@@ -1,0 +1,75 @@
+"""Snapshots: store, classify, detect camera faults, keep the newest N files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from agent.snapshots import SnapshotTaker
+from agent.vision import Verdict
+from hil.board import SimBoard
+
+
+class FixedClassifier:
+    name = "fixed"
+    model_id = "fixed-1"
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[int, ...]] = []
+
+    def classify(self, image: np.ndarray) -> Verdict:
+        self.seen.append(image.shape)
+        return Verdict("dirty", 0.9, "fixed", "fixed-1", 1.0, 0.9)
+
+    def classify_file(self, path: Path) -> Verdict:  # pragma: no cover - unused here
+        raise NotImplementedError
+
+
+def test_snapshot_is_stored_and_classified(sim_board: SimBoard, tmp_path: Path) -> None:
+    clf = FixedClassifier()
+    taker = SnapshotTaker("upstream", sim_board.cameras["upstream"], clf, tmp_path)
+    result = taker.take()
+    assert result.error is None and result.file is not None and result.file.exists()
+    assert result.file.with_suffix(".json").exists()
+    assert clf.seen == [(240, 320, 3)]
+    body = result.verdict_body()
+    assert body["label"] == "dirty" and body["snapshot"] == result.file.name
+    assert taker.state.ok and taker.state.last_verdict == body
+
+
+def test_dead_black_and_frozen_cameras_are_faults(sim_board: SimBoard, tmp_path: Path) -> None:
+    cam = sim_board.cameras["downstream"]
+    taker = SnapshotTaker("downstream", cam, FixedClassifier(), tmp_path)
+    assert taker.take().error is None
+    cam.faults.frozen = True
+    frozen = taker.take()
+    assert frozen.error is not None and "frozen" in frozen.error and frozen.verdict is None
+    cam.faults.clear()
+    cam.faults.black = True
+    assert "black" in (taker.take().error or "")
+    cam.faults.clear()
+    cam.faults.dead = True
+    dead = taker.take()
+    assert dead.error is not None and dead.file is None
+    assert taker.state.consecutive_failures == 3 and not taker.state.ok
+    cam.faults.clear()
+    assert taker.take().error is None and taker.state.ok
+
+
+def test_only_the_newest_files_are_kept(sim_board: SimBoard, tmp_path: Path) -> None:
+    taker = SnapshotTaker("upstream", sim_board.cameras["upstream"], None, tmp_path, keep=2)
+    files = []
+    for _ in range(4):
+        sim_board.clock.sleep(1.0)  # distinct timestamps in the file names
+        files.append(taker.take().file)
+    assert sorted(tmp_path.glob("upstream-*.jpg")) == sorted(files[-2:])  # type: ignore[type-var]
+    assert len(list(tmp_path.glob("upstream-*.json"))) == 2
+
+
+def test_unwritable_storage_still_classifies(sim_board: SimBoard, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the snapshot directory should be")
+    clf = FixedClassifier()
+    result = SnapshotTaker("upstream", sim_board.cameras["upstream"], clf, blocker).take()
+    assert result.file is None and result.verdict is not None and result.error is None

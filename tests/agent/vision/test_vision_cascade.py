@@ -1,0 +1,98 @@
+"""Cascade: local first, the cloud only inside the uncertainty band, both opinions recorded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agent.vision import BgrImage, CloudUnreachableError, Verdict, VisionError
+from agent.vision.cascade import CascadeClassifier
+from agent.vision.factory import build_classifier
+
+
+class Fixed:
+    """A classifier that answers a fixed dirty probability (or raises) and counts its calls."""
+
+    def __init__(self, name: str, p_dirty: float, error: Exception | None = None) -> None:
+        self._name = name
+        self.p_dirty = p_dirty
+        self.error = error
+        self.calls = 0
+        self.closed = False
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def classify(self, image: BgrImage) -> Verdict:
+        self.calls += 1
+        if self.error is not None:
+            raise self.error
+        dirty = self.p_dirty >= 0.5
+        return Verdict(
+            label="dirty" if dirty else "clean",
+            confidence=self.p_dirty if dirty else 1 - self.p_dirty,
+            backend=self._name,
+            model_id=f"{self._name}-model",
+            latency_ms=1.0,
+            dirty_probability=self.p_dirty,
+        )
+
+    def classify_file(self, path: Path) -> Verdict:
+        return self.classify(np.zeros((2, 2, 3), np.uint8))
+
+    def close(self) -> None:
+        self.closed = True
+
+
+IMAGE = np.zeros((8, 8, 3), np.uint8)
+
+
+def test_confident_local_verdict_never_reaches_the_cloud() -> None:
+    local, cloud = Fixed("onnx", 0.97), Fixed("rekognition", 0.1)
+    verdict = CascadeClassifier(local, cloud, uncertain_low=0.2, uncertain_high=0.8).classify(IMAGE)
+    assert cloud.calls == 0
+    assert (verdict.label, verdict.decided_by, verdict.backend) == ("dirty", "onnx", "cascade")
+    assert [o.backend for o in verdict.opinions] == ["onnx"]
+
+
+@pytest.mark.parametrize("p_local", [0.2, 0.55, 0.8])  # band edges are inside
+def test_uncertain_image_is_decided_by_the_cloud(p_local: float) -> None:
+    local, cloud = Fixed("onnx", p_local), Fixed("rekognition", 0.05)
+    cascade = CascadeClassifier(local, cloud, uncertain_low=0.2, uncertain_high=0.8)
+    verdict = cascade.classify(IMAGE)
+    assert cloud.calls == 1
+    assert (verdict.label, verdict.decided_by) == ("clean", "rekognition")
+    assert verdict.dirty_probability == pytest.approx(0.05)
+    assert [o.dirty_probability for o in verdict.opinions] == [p_local, 0.05]
+    assert verdict.model_id == "rekognition-model"
+    assert verdict.to_dict()["opinions"][0]["backend"] == "onnx"
+
+
+def test_unreachable_cloud_leaves_the_local_verdict_pending(tmp_path: Path) -> None:
+    queued = tmp_path / "q.jpg"
+    cloud = Fixed("rekognition", 0.0, CloudUnreachableError("no network", queued_as=queued))
+    cascade = CascadeClassifier(Fixed("onnx", 0.6), cloud, uncertain_low=0.3, uncertain_high=0.7)
+    verdict = cascade.classify_file(tmp_path / "x.jpg")
+    assert (verdict.label, verdict.decided_by, verdict.pending) == ("dirty", "onnx", True)
+    assert verdict.extra == {"cloud_error": "no network", "queued_as": str(queued)}
+
+
+def test_band_is_validated_and_close_reaches_both() -> None:
+    with pytest.raises(ValueError, match="uncertain_low"):
+        CascadeClassifier(Fixed("a", 0), Fixed("b", 0), uncertain_low=0.8, uncertain_high=0.2)
+    local, cloud = Fixed("onnx", 0.5), Fixed("rekognition", 0.5)
+    CascadeClassifier(local, cloud, uncertain_low=0.4, uncertain_high=0.6).close()
+    assert local.closed and cloud.closed
+
+
+def test_factory_rejects_unknown_backend_and_missing_cloud_settings() -> None:
+    assert build_classifier("off") is None
+    with pytest.raises(VisionError, match="unknown vision backend"):
+        build_classifier("gpu")
+    with pytest.raises(VisionError, match=r"\[vision.rekognition\]"):
+        build_classifier("rekognition")
+    with pytest.raises(VisionError, match="unknown key"):
+        build_classifier("rekognition", rekognition={"project_version_arn": "arn:x", "arn": "y"})

@@ -1,0 +1,91 @@
+"""The train -> export -> quantize -> evaluate chain, end to end on a tiny synthetic set.
+
+Tiny on purpose (48 px images, 32 px input, a few steps): it proves the tooling still fits
+together, not that the model learns. The shipped model's quality is tested in
+tests/agent/vision/test_onnx_backend.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+import pytest
+
+from agent.vision.manifest import load_manifest, manifest_path_for, sha256_file
+from agent.vision.onnx_backend import OnnxClassifier
+from models import pipeline
+from models.dataset import generate
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def tiny_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("tiny")
+    generate(
+        root,
+        {"train": 16, "val": 6, "calib": 4, "test": 6},
+        width=48,
+        height=36,
+        render_width=64,
+        render_height=48,
+    )
+    return root
+
+
+def test_pipeline_runs_every_stage_and_writes_a_consistent_manifest(
+    tiny_set: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    work = tmp_path / "work"
+    argv = [
+        str(tiny_set),
+        "--out",
+        str(out),
+        "--work-dir",
+        str(work),
+        "--input-size",
+        "32",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "8",
+        "--max-steps",
+        "3",
+        "--methods",
+        "MinMax",
+        "Percentile",
+    ]
+    assert pipeline.main(argv) == 0
+
+    int8 = out / "visual_clean_resnet18_int8.onnx"
+    fp32 = work / "visual_clean_resnet18_fp32.onnx"
+    manifest = load_manifest(manifest_path_for(int8))
+    assert manifest.sha256 == sha256_file(int8)
+    assert manifest.input_shape == (1, 3, 32, 32)
+    assert manifest.opset >= 17
+    assert manifest.metrics["fp32"]["images"] == 6
+    assert manifest.metrics["int8"]["images"] == 6
+    confusion = manifest.metrics["int8"]["confusion_matrix"]
+    assert sum(map(sum, confusion)) == 6
+    methods = [row["method"] for row in manifest.extra["calibration_comparison"]]
+    assert methods == ["MinMax", "Percentile"]
+    # Really quantized: QDQ nodes with int8 weights, and much smaller than fp32.
+    ops = {node.op_type for node in onnx.load(str(int8)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    assert int8.stat().st_size < 0.35 * fp32.stat().st_size
+    # The runtime accepts what the pipeline wrote.
+    classifier = OnnxClassifier(int8, threads=1)
+    verdict = classifier.classify_file(next((tiny_set / "test" / "dirty").glob("*.jpg")))
+    assert verdict.label in ("clean", "dirty")
+    assert verdict.model_id == manifest.model_id
+
+
+def test_train_refuses_a_set_without_a_label_folder(tmp_path: Path) -> None:
+    from models.dataset import DatasetError
+    from models.train import TrainConfig, train
+
+    (tmp_path / "clean").mkdir()
+    with pytest.raises(DatasetError, match="dirty"):
+        train(tmp_path, tmp_path / "x.pt", TrainConfig(input_size=32, max_steps=1))

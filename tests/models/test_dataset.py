@@ -1,0 +1,119 @@
+"""Folder-per-label reading, deterministic splits, and the Ground Truth manifest export."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from agent.cli import dataset as dataset_command
+from agent.errors import ExitCode
+from models.dataset import (
+    DatasetError,
+    groundtruth_lines,
+    list_samples,
+    resolve_splits,
+    write_groundtruth_manifest,
+)
+
+
+def cli(argv: list[str]) -> int:
+    """Run ``remotair dataset ...`` through its own parser (independent of other commands)."""
+    parser = argparse.ArgumentParser(prog="remotair")
+    dataset_command.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+def make_set(root: Path, clean: int, dirty: int) -> None:
+    for label, count in (("clean", clean), ("dirty", dirty)):
+        (root / label).mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            cv2.imwrite(str(root / label / f"img{i:03d}.jpg"), np.full((8, 8, 3), i, np.uint8))
+
+
+def test_list_samples_labels_by_folder_and_skips_non_images(tmp_path: Path) -> None:
+    make_set(tmp_path, 2, 3)
+    (tmp_path / "dirty" / "notes.txt").write_text("x")
+    (tmp_path / "dirty" / "2026").mkdir()
+    cv2.imwrite(str(tmp_path / "dirty" / "2026" / "deep.PNG"), np.zeros((4, 4, 3), np.uint8))
+    samples = list_samples(tmp_path)
+    assert [s.label for s in samples] == [0, 0, 1, 1, 1, 1]
+    assert samples[2].path.name == "deep.PNG"
+
+
+def test_missing_label_folder_is_named(tmp_path: Path) -> None:
+    (tmp_path / "clean").mkdir()
+    with pytest.raises(DatasetError, match=r"missing \['dirty'\]"):
+        list_samples(tmp_path)
+
+
+def test_unsplit_field_set_gets_a_stable_hash_split(tmp_path: Path) -> None:
+    make_set(tmp_path, 60, 60)
+    first = resolve_splits(tmp_path)
+    assert sum(len(first[s]) for s in ("train", "val", "test")) + len(first["calib"]) == 120
+    make_set(tmp_path, 80, 60)  # new images must not move the old ones
+    second = resolve_splits(tmp_path)
+    for split in ("train", "val", "test"):
+        assert set(first[split]) <= set(second[split])
+
+
+def test_groundtruth_records(tmp_path: Path) -> None:
+    make_set(tmp_path, 1, 1)
+    when = dt.datetime(2026, 3, 6, 17, 46, 39, 176000, tzinfo=dt.UTC)
+    records = list(
+        groundtruth_lines(tmp_path, "s3://bucket/ducts/", attribute="duct", creation_date=when)
+    )
+    assert records[0] == {
+        "source-ref": "s3://bucket/ducts/clean/img000.jpg",
+        "duct": 0,
+        "duct-metadata": {
+            "confidence": 1,
+            "job-name": "labeling-job/duct",
+            "class-name": "clean",
+            "human-annotated": "yes",
+            "creation-date": "2026-03-06T17:46:39.176",
+            "type": "groundtruth/image-classification",
+        },
+    }
+    assert (records[1]["duct"], records[1]["duct-metadata"]["class-name"]) == (1, "dirty")
+
+
+@pytest.mark.parametrize("prefix", ["bucket/path", "s3://", "https://x/y"])
+def test_bad_s3_prefix_is_refused(tmp_path: Path, prefix: str) -> None:
+    make_set(tmp_path, 1, 1)
+    with pytest.raises(DatasetError, match="s3://bucket"):
+        write_groundtruth_manifest(tmp_path, prefix, tmp_path / "m")
+
+
+def test_cli_export_writes_json_lines_and_prints_sync(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "field"
+    make_set(data, 2, 1)
+    out = tmp_path / "m.manifest"
+    code = cli(
+        ["dataset", "export", str(data), "--s3-prefix", "s3://b/p", "--output", str(out), "--json"]
+    )
+    assert code == 0
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [line["source-ref"] for line in lines] == [
+        "s3://b/p/clean/img000.jpg",
+        "s3://b/p/clean/img001.jpg",
+        "s3://b/p/dirty/img000.jpg",
+    ]
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["images"] == 3
+    assert printed["upload_commands"][0].startswith(f"aws s3 sync {data} s3://b/p/")
+
+
+def test_cli_export_bad_layout_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(dataset_command.DatasetCommandError, match="missing") as info:
+        cli(["dataset", "export", str(tmp_path), "--s3-prefix", "s3://b/p"])
+    assert info.value.exit_code == ExitCode.USAGE
