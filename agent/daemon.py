@@ -20,12 +20,14 @@ from typing import Any
 from agent.alarms import AlarmEngine, AlarmEvent
 from agent.board import Board, open_board
 from agent.config import Config
+from agent.control import ControlServer
+from agent.control_requests import agent_handlers
 from agent.dispatch import Dispatcher
 from agent.errors import ExitCode, RemotairError
 from agent.health import HealthInputs, fingerprint, health_document
 from agent.homeassistant import discovery_messages, queue_discovery
 from agent.mqtt import MqttLink, MqttSettings, TlsSettings
-from agent.outbox import MessageClass, Outbox
+from agent.outbox import MessageClass, Outbox, OutboxError
 from agent.sampling import RoundResult, Sampler
 from agent.scheduler import PeriodicJob
 from agent.sd_notify import Notifier
@@ -68,6 +70,7 @@ class Agent:
         self._last_status_at = 0.0
         self.vision_error: str | None = None
         self.classifier: Classifier | None = None
+        self.control: ControlServer | None = None
 
     # -- start-up -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -132,6 +135,7 @@ class Agent:
             cfg.mqtt.host,
             cfg.mqtt.port,
         )
+        self.control = _start_control(self)
         self.notifier.ready(f"sampling {len(self.board.sensors)} sensors")
 
     def _add_job(self, name: str, interval: float, action: Any, first_delay_s: float = 0.0) -> None:
@@ -190,8 +194,7 @@ class Agent:
         return result
 
     def _send_alarms(self, events: list[AlarmEvent]) -> None:
-        for event in events:
-            log.warning("alarm %s name=%s %s", event.state, event.name, event.message)
+        for event in events:  # the alarm engine has logged each one
             self.dispatch.send(MessageClass.ALARM, f"alarm/{event.name}", event.to_body())
 
     # -- commands (cmd/<name>) ---------------------------------------------------------------
@@ -208,10 +211,16 @@ class Agent:
             if unknown:
                 return {"ok": False, "error": f"unknown camera {unknown[0]!r}"}
             out: dict[str, object] = {}
+            ok = True
             for n in names:
                 r = self.snapshot(n)
-                out[n] = r.verdict_body() if r.verdict else {"error": r.error}
-            return {"ok": all("error" not in v for v in out.values()), "cameras": out}  # type: ignore[operator]
+                if r.error is not None:
+                    out[n], ok = {"error": r.error}, False
+                elif r.verdict is not None:
+                    out[n] = r.verdict_body()
+                else:  # vision off (or the classifier failed): the picture was still taken
+                    out[n] = {"snapshot": r.file.name if r.file else None, "verdict": None}
+            return {"ok": ok, "cameras": out}
         return {"ok": False, "error": f"unknown command {name!r}; known: ping, read, snapshot"}
 
     # -- health ------------------------------------------------------------------------------
@@ -278,8 +287,13 @@ class Agent:
             fp != self._last_status
             or now - self._last_status_at >= self.config.schedule.status_interval_s
         ):
-            self.outbox.put(MessageClass.STATUS, "status", doc, retain=True)
-            self._last_status, self._last_status_at = fp, now
+            try:
+                self.outbox.put(MessageClass.STATUS, "status", doc, retain=True)
+                self._last_status, self._last_status_at = fp, now
+            except OutboxError as exc:
+                # Storage full or read-only: the dispatcher holds the readings and reports the
+                # error; a status is only worth its newest version, so it is retried next tick.
+                log.debug("status not queued error=%s", exc)
         if self.healthy():
             self.notifier.watchdog()
 
@@ -290,6 +304,8 @@ class Agent:
 
     def shutdown(self, flush_timeout_s: float = 10.0) -> None:
         self.stop_event.set()
+        if self.control is not None:
+            self.control.stop()
         for job in self.jobs.values():
             if not job.join(timeout=5.0):
                 log.warning("job still running at shutdown job=%s", job.name)
@@ -359,6 +375,19 @@ def _classifier(cfg: Config, state_dir: Path) -> Classifier | None:
         uncertain_high=v.uncertain_high,
         retry_dir=state_dir / "cloud-retry",
     )
+
+
+def _start_control(agent: Agent) -> ControlServer | None:
+    """Serve the CLI's control socket; a failure is logged, never fatal (sampling comes first)."""
+    path = Path(agent.config.control.socket)
+    server = ControlServer(path, agent_handlers(agent))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        server.start()
+    except (OSError, RemotairError) as exc:
+        log.error("control socket disabled path=%s error=%s", path, exc)
+        return None
+    return server
 
 
 def _jsonable(data: dict[str, Any]) -> dict[str, Any]:

@@ -55,8 +55,8 @@ CommandHandler = Callable[[str, dict[str, object]], dict[str, object]]
 _PREFETCH = 256
 _IDLE_POLL_S = 1.0
 _LOOP_TIMEOUT_S = 0.5
-_HANDOVER_FACTOR = 4
-_DELETE_BATCH = 128
+HANDOVER_FACTOR = 4
+DELETE_BATCH = 128
 _DELETE_EVERY_S = 0.2
 
 
@@ -121,6 +121,7 @@ class LinkState:
     next_retry_at: float | None
     """Wall-clock time of the next connection attempt while disconnected."""
     inflight: int
+    """Published and not yet acknowledged (paho keeps at most ``inflight`` of them on the wire)."""
 
 
 def backoff_delay(attempt: int, low: float, high: float, rng: random.Random) -> float:
@@ -228,7 +229,7 @@ class _Session:
         self.socket_error: str | None = None
         self.connected_since: float | None = None
         self.inflight: dict[int, int] = {}
-        self.refill_below = settings.inflight * (_HANDOVER_FACTOR - 1)
+        self.refill_below = settings.inflight * (HANDOVER_FACTOR - 1)
         """Wake the sender once this few are unacknowledged: it then hands over a batch."""
         self.early_acks: dict[int, ReasonCode] = {}
         self.retries: deque[int] = deque()
@@ -339,12 +340,12 @@ class _Session:
 
         paho keeps at most ``inflight`` on the wire (``max_inflight_messages_set``) and sends the
         next one from its own queue on each PUBACK without waiting for our thread; we hand it at
-        most ``_HANDOVER_FACTOR * inflight`` unacknowledged messages in all.
+        most ``HANDOVER_FACTOR * inflight`` unacknowledged messages in all.
         """
         with self.lock:
             if not self.ready:
                 return 0
-            return self.link.settings.inflight * _HANDOVER_FACTOR - len(self.inflight)
+            return self.link.settings.inflight * HANDOVER_FACTOR - len(self.inflight)
 
     def next_batch(self, room: int) -> list[OutboxMessage]:
         """Retries of rejected messages, then pending status, then the backlog in seq order."""
@@ -580,7 +581,7 @@ class MqttLink:
         """PUBACK for ``seq`` (paho's thread): the sender thread deletes it, in batches."""
         with self._acked_lock:
             self._acked.append(seq)
-            wake = wake or len(self._acked) >= _DELETE_BATCH
+            wake = wake or len(self._acked) >= DELETE_BATCH
         if wake:
             self._wake()
 
@@ -591,14 +592,14 @@ class MqttLink:
             if not self._acked:
                 return 0
             due = time.monotonic() - self._last_delete >= _DELETE_EVERY_S
-            if not (force or due or len(self._acked) >= _DELETE_BATCH):
+            if not (force or due or len(self._acked) >= DELETE_BATCH):
                 return 0
             seqs, self._acked = self._acked, []
             self._last_delete = time.monotonic()
         if seqs:
             try:
                 self.outbox.delivered_many(seqs)
-            except OutboxError as exc:
+            except OutboxError:
                 with self._acked_lock:
                     self._acked[:0] = seqs  # retried; a crash meanwhile only means duplicates
                 raise

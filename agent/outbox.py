@@ -66,6 +66,7 @@ SCHEMA_VERSION = 1
 EVICTION_ORDER = (MessageClass.TELEMETRY, MessageClass.VERDICT)
 LATEST_PER_TOPIC = frozenset({MessageClass.STATUS, MessageClass.DISCOVERY})
 _EVICTION_BATCH = 256
+_DELETE_CHUNK = 500
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS counters (
@@ -438,15 +439,18 @@ class Outbox:
         with self._lock:
             counters = dict(self._counters)
             removed = 0
+            pending = list(seqs)
             with self._transaction("delete delivered", full_sync=False):
-                for seq in seqs:
-                    row = self._db.execute(
-                        "DELETE FROM messages WHERE seq = ? RETURNING length(payload)", (seq,)
-                    ).fetchone()
-                    if row is not None:
-                        removed += 1
-                        counters["depth"] -= 1
-                        counters["bytes"] -= int(row[0])
+                for start in range(0, len(pending), _DELETE_CHUNK):
+                    chunk = pending[start : start + _DELETE_CHUNK]
+                    marks = ",".join("?" * len(chunk))
+                    sizes = self._db.execute(
+                        f"DELETE FROM messages WHERE seq IN ({marks}) RETURNING length(payload)",
+                        chunk,
+                    ).fetchall()
+                    removed += len(sizes)
+                    counters["depth"] -= len(sizes)
+                    counters["bytes"] -= sum(int(size) for (size,) in sizes)
                 if removed:
                     self._write_counters(counters)
             self._counters = counters

@@ -33,7 +33,8 @@ class SensorState:
 
     @property
     def ok(self) -> bool:
-        return self.started and self.consecutive_failures == 0
+        """No failure since the last good read (a sensor not read yet is not failing)."""
+        return self.consecutive_failures == 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,10 +49,16 @@ class RoundResult:
         """The ``telemetry`` message body (see README, wire format)."""
         return {
             "sensors": {
-                name: {"chip": info[name].chip, **m.values()} for name, m in self.readings.items()
+                name: {"chip": info[name].chip, **_rounded(m.values())}
+                for name, m in self.readings.items()
             },
             "faults": dict(self.faults),
         }
+
+
+def _rounded(values: Mapping[str, float]) -> dict[str, float]:
+    # Two decimals are finer than any of these chips resolves; the rest is noise on the wire.
+    return {k: round(v, 2) for k, v in values.items()}
 
 
 class Sampler:

@@ -11,11 +11,7 @@ PUBACK). Prints the median of several runs and the ratio (target >= 0.7x), then 
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -26,11 +22,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import paho.mqtt.client as paho  # noqa: E402
-from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
 
-from agent.mqtt import MqttLink, MqttSettings  # noqa: E402
-from agent.outbox import MessageClass, Outbox  # noqa: E402
+from agent.mqtt import MqttLink, MqttSettings
+from agent.outbox import MessageClass, Outbox
+from hil.broker import BrokerError, LocalBroker
 
 DEVICE = "bench-1"
 BODY = {
@@ -44,34 +41,11 @@ BODY = {
 
 @contextmanager
 def mosquitto(directory: Path) -> Iterator[int]:
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    if not Path(binary).exists():
-        raise SystemExit("mosquitto not found: run `make broker` (or apt-get install mosquitto)")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    config = directory / "mosquitto.conf"
-    lines = [f"listener {port} 127.0.0.1", "allow_anonymous true", "persistence false"]
-    if os.geteuid() == 0:
-        lines.append("user root")
-    config.write_text("\n".join(lines) + "\n")
-    process = subprocess.Popen(
-        [binary, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise SystemExit("mosquitto did not start") from None
-                time.sleep(0.05)
-        yield port
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+        with LocalBroker(directory) as broker:
+            yield broker.port
+    except BrokerError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def fill(path: Path, count: int) -> Outbox:
@@ -87,8 +61,8 @@ def drain_outbox(port: int, path: Path, count: int, inflight: int, protocol: str
     settings = MqttSettings(
         host="127.0.0.1",
         port=port,
-        protocol=protocol,
-        inflight=inflight,  # type: ignore[arg-type]
+        protocol="5" if protocol == "5" else "3.1.1",
+        inflight=inflight,
         reconnect_min_s=0.1,
         reconnect_max_s=1.0,
     )
@@ -99,7 +73,7 @@ def drain_outbox(port: int, path: Path, count: int, inflight: int, protocol: str
     while outbox.stats().depth > 0:
         if time.perf_counter() > deadline:
             raise SystemExit("outbox drain did not finish in 300 s")
-        time.sleep(0.005)
+        time.sleep(0.02)
     elapsed = time.perf_counter() - start
     link.stop(flush_timeout_s=2)
     outbox.close()

@@ -37,26 +37,29 @@ from agent.vision.onnx_backend import OnnxClassifier, create_session  # noqa: E4
 
 DEFAULT_FP32 = ROOT / "build" / "visual_clean" / "visual_clean_resnet18_fp32.onnx"
 
+# VmHWM (this process's own peak), not getrusage's ru_maxrss: Linux carries ru_maxrss over
+# fork + exec, so a child of this (large) benchmark process would report the parent's peak.
 RSS_PROBE = """
-import resource, sys
+import sys
 from pathlib import Path
 from agent.vision.onnx_backend import OnnxClassifier
 classifier = OnnxClassifier(Path(sys.argv[1]), threads=int(sys.argv[3]))
 verdict = classifier.classify_file(Path(sys.argv[2]))
 assert "torch" not in sys.modules and "onnx" not in sys.modules
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, verdict.label)
+status = open("/proc/self/status").read().split("\\n")
+peak_kb = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
+print(peak_kb, verdict.label)
 """
 
 
 def fp32_twin(int8_model: Path, out: Path) -> Path:
     """An fp32 graph equivalent to the int8 QDQ one (weights dequantized, Q/DQ pairs removed)."""
     import onnx
-    from onnx import numpy_helper
+    from onnx import helper, numpy_helper
 
     model = onnx.load(str(int8_model))
     graph = model.graph
     inits = {i.name: i for i in graph.initializer}
-    rename: dict[str, str] = {}
     new_inits = []
     keep = []
     producers = {o: n for n in graph.node for o in n.output}
@@ -75,25 +78,12 @@ def fp32_twin(int8_model: Path, out: Path) -> Path:
                 shape[axis] = scale.size
                 scale, zero = scale.reshape(shape), zero.reshape(shape)
             new_inits.append(numpy_helper.from_array((q - zero) * scale, node.output[0]))
-        elif node.op_type == "DequantizeLinear" and producers.get(node.input[0]) is not None:
-            q_node = producers[node.input[0]]
-            if q_node.op_type != "QuantizeLinear":
-                keep.append(node)
-                continue
-            rename[node.output[0]] = q_node.input[0]
-        elif node.op_type == "QuantizeLinear":
-            continue
-        else:
+        elif node.op_type == "DequantizeLinear":
+            quantize = producers[node.input[0]]
+            # DQ(Q(x)) -> Identity(x): keeps every tensor name; ORT removes the Identity.
+            keep.append(helper.make_node("Identity", [quantize.input[0]], [node.output[0]]))
+        elif node.op_type != "QuantizeLinear":
             keep.append(node)
-    for node in keep:
-        for i, name in enumerate(node.input):
-            while name in rename:
-                name = rename[name]
-            node.input[i] = name
-    for output in graph.output:
-        name = output.name
-        if name in rename:
-            raise RuntimeError("graph output is a dequantized activation; cannot twin")
     del graph.node[:]
     graph.node.extend(keep)
     used = {name for node in keep for name in node.input}

@@ -47,8 +47,9 @@ def export(checkpoint_path: Path, out: Path, *, opset: int = OPSET) -> ModelMani
     model = build_model(checkpoint["arch"], len(LABELS))
     model.load_state_dict(checkpoint["state_dict"])
     model.eval()
-    size = int(checkpoint["input_size"])
-    example = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0))
+    raw_size = checkpoint["input_size"]
+    height, width = (raw_size, raw_size) if isinstance(raw_size, int) else map(int, raw_size)
+    example = torch.randn(1, 3, height, width, generator=torch.Generator().manual_seed(0))
     out.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter announces its deprecation
@@ -68,7 +69,7 @@ def export(checkpoint_path: Path, out: Path, *, opset: int = OPSET) -> ModelMani
         sha256=sha256_file(out),
         labels=LABELS,
         input_name=INPUT_NAME,
-        input_shape=(1, 3, size, size),
+        input_shape=(1, 3, height, width),
         mean=tuple(checkpoint["mean"]),
         std=tuple(checkpoint["std"]),
         decision_threshold=DEFAULT_THRESHOLD,

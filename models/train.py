@@ -1,11 +1,12 @@
 """Train the Visual Clean classifier (ResNet-18 or ResNet-50) on a folder-per-label data set.
 
-Built for a 2-core CPU: the images are decoded once, cover-resized to the model's input height and
-kept in memory as uint8, so an epoch costs only the network's forward/backward passes. Each batch
-gets a random crop along the long side (the evaluation's centre crop is one of those crops), a
-horizontal flip and brightness / contrast / white-balance jitter that mimic what a duct camera
-varies. The loss weights the classes by inverse frequency (field sets are rarely balanced), the
-best validation epoch is kept, and training stops early when validation stops improving.
+Built for a 2-core CPU: the images are decoded once, cover-resized a little larger than the
+model input and kept in memory as uint8, so an epoch costs only the network's forward/backward
+passes. Each training sample is a random crop of 89-100 % of that frame resized to the input (the
+evaluation's full view is one of those crops), a horizontal flip, and brightness / contrast /
+white-balance jitter that mimic what a duct camera varies. The loss weights the classes by
+inverse frequency (field sets are rarely balanced), the best validation epoch is kept, and
+training stops early when validation stops improving.
 
 ``python -m models.train DATA_DIR --out build/visual_clean/resnet18.pt``
 """
@@ -22,12 +23,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 from torch import nn
 
 from agent.vision import LABELS
-from agent.vision.preprocess import load_image, normalise, resize_to_cover
+from agent.vision.preprocess import centre_crop, load_image, normalise, resize_to_cover
 from models.dataset import Sample, class_counts, describe, resolve_splits
 from models.resnet import ARCHITECTURES, Architecture, build_model, load_backbone_weights
 
@@ -41,7 +43,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 @dataclass(frozen=True, slots=True)
 class TrainConfig:
     arch: Architecture = "resnet18"
-    input_size: int = 128
+    input_size: tuple[int, int] = (144, 192)
+    """Height, width. 4:3 like the cameras, so the whole frame is seen (see MODEL_CARD.md)."""
     epochs: int = 12
     batch_size: int = 32
     lr: float = 2e-3
@@ -73,10 +76,17 @@ class TrainResult:
     history: list[EpochRecord] = field(default_factory=list)
 
 
-def load_images(samples: Sequence[Sample], size: int) -> tuple[list[np.ndarray], np.ndarray]:
-    """Decode and cover-resize every sample to a short side of ``size`` (uint8 BGR)."""
+TRAIN_ZOOM = 1.125
+"""Training frames are kept this much larger than the input, room for the random crops."""
+
+
+def load_images(
+    samples: Sequence[Sample], size: tuple[int, int], zoom: float = 1.0
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Decode and cover-resize every sample to ``zoom`` x ``size`` (uint8 BGR)."""
+    target = (round(size[0] * zoom), round(size[1] * zoom))
     images = [
-        resize_to_cover(load_image(s.path, min_short_side=size), (size, size)) for s in samples
+        resize_to_cover(load_image(s.path, min_short_side=min(target)), target) for s in samples
     ]
     labels = np.asarray([s.label for s in samples], dtype=np.int64)
     return images, labels
@@ -85,21 +95,25 @@ def load_images(samples: Sequence[Sample], size: int) -> tuple[list[np.ndarray],
 def _batch(
     images: Sequence[np.ndarray],
     indices: np.ndarray,
-    size: int,
+    size: tuple[int, int],
     rng: np.random.Generator | None,
 ) -> torch.Tensor:
     """Normalised NCHW batch; random crop + photometric jitter when ``rng`` is given."""
-    out = np.empty((len(indices), 3, size, size), dtype=np.float32)
+    out = np.empty((len(indices), 3, size[0], size[1]), dtype=np.float32)
     for row, index in enumerate(indices):
         image = images[int(index)]
-        height, width = image.shape[:2]
         if rng is None:
-            top, left = (height - size) // 2, (width - size) // 2
+            crop = centre_crop(resize_to_cover(image, size), size)
         else:
-            top = int(rng.integers(0, height - size + 1))
-            left = int(rng.integers(0, width - size + 1))
-        crop = image[top : top + size, left : left + size]
-        if rng is not None:
+            height, width = image.shape[:2]
+            scale = rng.uniform(1.0 / TRAIN_ZOOM, 1.0)
+            crop_h, crop_w = round(height * scale), round(width * scale)
+            top = int(rng.integers(0, height - crop_h + 1))
+            left = int(rng.integers(0, width - crop_w + 1))
+            window = image[top : top + crop_h, left : left + crop_w]
+            crop = np.asarray(
+                cv2.resize(window, (size[1], size[0]), interpolation=cv2.INTER_AREA), np.uint8
+            )
             if rng.random() < 0.5:
                 crop = crop[:, ::-1]
             gain = rng.uniform(0.8, 1.2) * rng.uniform(0.94, 1.06, size=3)
@@ -116,7 +130,7 @@ def _evaluate(
     model: nn.Module,
     images: Sequence[np.ndarray],
     labels: np.ndarray,
-    size: int,
+    size: tuple[int, int],
     loss_fn: nn.Module,
 ) -> tuple[float, float]:
     model.eval()
@@ -139,7 +153,7 @@ def train(data_dir: Path, checkpoint: Path, config: TrainConfig) -> TrainResult:
     started = time.monotonic()
     splits = resolve_splits(data_dir)
     size = config.input_size
-    train_images, train_labels = load_images(splits["train"], size)
+    train_images, train_labels = load_images(splits["train"], size, TRAIN_ZOOM)
     val_images, val_labels = load_images(splits["val"], size)
     counts = class_counts(splits["train"])
     if min(counts) == 0:
@@ -229,7 +243,7 @@ def train(data_dir: Path, checkpoint: Path, config: TrainConfig) -> TrainResult:
         {
             "arch": config.arch,
             "state_dict": best_state,
-            "input_size": size,
+            "input_size": list(size),
             "mean": list(IMAGENET_MEAN),
             "std": list(IMAGENET_STD),
             "labels": list(LABELS),
@@ -249,7 +263,13 @@ def train(data_dir: Path, checkpoint: Path, config: TrainConfig) -> TrainResult:
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = TrainConfig()
     parser.add_argument("--arch", choices=ARCHITECTURES, default=defaults.arch)
-    parser.add_argument("--input-size", type=int, default=defaults.input_size, metavar="PX")
+    parser.add_argument(
+        "--input-size",
+        type=parse_size,
+        default=defaults.input_size,
+        metavar="HxW",
+        help="model input, e.g. 144x192 (default) or 128 for 128x128",
+    )
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--lr", type=float, default=defaults.lr)
@@ -265,6 +285,20 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         help="torchvision-format state dict to start from (e.g. ImageNet weights); "
         "default: from scratch",
     )
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"144x192"`` -> (144, 192); ``"128"`` -> (128, 128)."""
+    parts = text.lower().split("x")
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HxW or N, got {text!r}") from None
+    if len(values) == 1:
+        values *= 2
+    if len(values) != 2 or min(values) < 16:
+        raise argparse.ArgumentTypeError(f"expected HxW or N (>= 16 px), got {text!r}")
+    return values[0], values[1]
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:

@@ -24,6 +24,13 @@ COMMAND_MODULES: tuple[str, ...] = (
     "agent.cli.dataset",
     "agent.cli.run",
     "agent.cli.demo",
+    "agent.cli.status",
+    "agent.cli.doctor",
+    "agent.cli.i2c",
+    "agent.cli.alarms",
+    "agent.cli.outbox",
+    "agent.cli.label",
+    "agent.cli.sim",
 )
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent.config import parse_config
+from agent.config import load_config
 from agent.errors import ExitCode
 from agent.logging_setup import configure_logging
 
@@ -45,6 +45,9 @@ status_interval_s = 30
 
 [storage]
 dir = "{storage}"
+
+[control]
+socket = "{socket}"
 
 [alarms]
 hold_s = 10
@@ -158,7 +161,8 @@ def run(args: argparse.Namespace) -> int:
             except BrokerError as exc:
                 print(f"no broker ({exc}); the agent will run and buffer in its outbox")
         storage = args.storage or Path(tmp) / "state"
-        config = parse_config(
+        config_file = Path(tmp) / "demo.toml"
+        config_file.write_text(
             DEMO_CONFIG.format(
                 host=host,
                 port=port,
@@ -166,18 +170,27 @@ def run(args: argparse.Namespace) -> int:
                 sensor_s=args.sensor_interval,
                 snapshot_s=args.snapshot_interval,
                 storage=storage,
-            ),
-            source="demo config",
+                socket=Path(tmp) / "control.sock",
+            )
         )
+        config = load_config(config_file)
         printer = _Printer(host, port)
-        agent = Agent(config)
+        agent = Agent(config, config_file=config_file)
         print(
             f"agent on the simulated board: 7 sensors, 2 cameras, world time x{args.speed:g};"
             f" messages under remotair/v1/{config.device.id}/ ..."
             + (f" (running {args.duration:g} s)" if args.duration else " (Ctrl-C stops)")
         )
+        print(
+            f"in another terminal: remotair status --config {config_file}"
+            f"   |   remotair sim unplug scd41 --config {config_file}"
+        )
         try:
             agent.start()
+            if agent.board.sim is not None:
+                # The downstream camera looks at a soiled stretch of duct, so that the demo shows
+                # dirty verdicts and the duct_dirty alarm as well as clean ones.
+                agent.board.sim.cameras["downstream"].dirt_offset = 0.7
             deadline = time.monotonic() + args.duration if args.duration else None
             while not agent.stop_event.wait(1.0):
                 agent.tick()

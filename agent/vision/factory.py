@@ -16,8 +16,8 @@ from agent.vision import Classifier, VisionError
 
 BACKENDS: tuple[str, ...] = ("onnx", "rekognition", "cascade", "off")
 SHIPPED_MODEL = "visual_clean_resnet18_int8.onnx"
-DEFAULT_THREADS = 2
-DEFAULT_UNCERTAIN_BAND = (0.2, 0.8)
+DEFAULT_THREADS = 1
+DEFAULT_UNCERTAIN_BAND = (0.35, 0.65)
 
 
 def shipped_model_path() -> Path:
@@ -30,7 +30,8 @@ def rekognition_settings(values: Mapping[str, Any]) -> Any:
 
     Keys: ``project_version_arn`` (required), ``region``, ``min_confidence`` (percent),
     ``label_map`` (table: project label -> clean/dirty), ``s3_bucket``, ``s3_prefix``,
-    ``timeout_s``, and for tests ``endpoint_url``. Unknown keys are an error.
+    ``timeout_s``, and for tests ``endpoint_url``. Unknown keys are an error; ``None`` values
+    mean "not set" (so ``dataclasses.asdict`` of the config section can be passed as it is).
     """
     from agent.vision.rekognition import RekognitionSettings
 
@@ -51,7 +52,7 @@ def rekognition_settings(values: Mapping[str, Any]) -> Any:
         )
     if not values.get("project_version_arn"):
         raise VisionError("[vision.rekognition]: project_version_arn is required")
-    kwargs = dict(values)
+    kwargs = {k: v for k, v in values.items() if v is not None}
     if "label_map" in kwargs:
         kwargs["label_map"] = dict(kwargs["label_map"])
     try:

@@ -74,8 +74,8 @@ class RekognitionSettings:
     region: str = ""
     min_confidence: float = 50.0
     """Percent (0-100), as the service takes it: labels below are not returned."""
-    label_map: Mapping[str, str] = field(default_factory=lambda: {CLEAN: CLEAN, DIRTY: DIRTY})
-    """Project label name -> ``clean`` or ``dirty``."""
+    label_map: Mapping[str, str] = field(default_factory=dict)
+    """Project label name -> ``clean`` or ``dirty``; labels named clean/dirty map themselves."""
     s3_bucket: str = ""
     """Upload snapshots here and pass an S3 object instead of bytes (empty: send bytes)."""
     s3_prefix: str = "remotair/snapshots/"
@@ -96,10 +96,23 @@ class RekognitionSettings:
         if not 0.0 <= self.min_confidence <= 100.0:
             raise ValueError(f"min_confidence is a percentage (0-100), got {self.min_confidence}")
         bad = {k: v for k, v in self.label_map.items() if v not in LABELS}
-        if bad or not self.label_map:
+        if bad:
             raise ValueError(f"label_map values must be one of {LABELS}, got {dict(bad)}")
         if self.timeout_s <= 0 or self.max_attempts < 1:
             raise ValueError("timeout_s must be > 0 and max_attempts >= 1")
+
+    @property
+    def mapping(self) -> dict[str, str]:
+        """The effective label map: ``clean``/``dirty`` themselves, then ``label_map``."""
+        return {CLEAN: CLEAN, DIRTY: DIRTY, **self.label_map}
+
+    @property
+    def effective_region(self) -> str | None:
+        """``region``, else the region inside the ARN (``arn:aws:rekognition:REGION:...``)."""
+        if self.region:
+            return self.region
+        parts = self.project_version_arn.split(":")
+        return parts[3] if len(parts) > 3 and parts[3] else None
 
     @property
     def model_id(self) -> str:
@@ -230,7 +243,7 @@ class RekognitionClassifier:
         session = boto3.session.Session()
         return session.client(
             service,
-            region_name=self.settings.region or None,
+            region_name=self.settings.effective_region,
             endpoint_url=self.settings.endpoint_url or None,
             config=config,
         )
@@ -361,17 +374,18 @@ class RekognitionClassifier:
 
     def _verdict(self, response: Mapping[str, Any], latency_ms: float) -> Verdict:
         labels = response.get("CustomLabels", [])
+        mapping = self.settings.mapping
         mapped = [
-            (self.settings.label_map[item["Name"]], float(item["Confidence"]) / 100.0, item["Name"])
+            (mapping[item["Name"]], float(item["Confidence"]) / 100.0, item["Name"])
             for item in labels
-            if item.get("Name") in self.settings.label_map
+            if item.get("Name") in mapping
         ]
         if not mapped:
             names = [item.get("Name") for item in labels]
             if names:
                 raise CloudRequestError(
                     f"Rekognition labels {names} are not in"
-                    f" label_map {dict(self.settings.label_map)}"
+                    f" label_map {mapping}"
                 )
             raise CloudRequestError(
                 f"Rekognition returned no label at or above min_confidence="

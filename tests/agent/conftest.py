@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,100 +12,22 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-START_TIMEOUT_S = 10.0
+from hil.broker import BrokerError, LocalBroker
+from hil.broker import free_port as broker_free_port
 
 
-def mosquitto_binary() -> str:
-    found = shutil.which("mosquitto") or (
-        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
-    )
-    if found is None:
-        pytest.fail(
-            "mosquitto is not installed: run `make setup broker` "
-            "(or `apt-get install mosquitto`) before the broker tests",
-            pytrace=False,
-        )
-    return found
+class Mosquitto(LocalBroker):
+    """A real mosquitto (``hil.broker.LocalBroker``) whose start failures fail the test."""
+
+    def start(self) -> None:
+        try:
+            super().start()
+        except BrokerError as exc:
+            pytest.fail(str(exc), pytrace=False)
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class Mosquitto:
-    """One mosquitto process; ``stop()``/``start()`` keep the same port (a broker outage)."""
-
-    def __init__(
-        self,
-        directory: Path,
-        extra_config: str = "",
-        name: str = "mosquitto",
-        *,
-        persistence: bool = False,
-    ) -> None:
-        self.binary = mosquitto_binary()
-        self.host = "127.0.0.1"
-        self.port = free_port()
-        self.directory = directory
-        self.config_path = directory / f"{name}.conf"
-        self.log_path = directory / f"{name}.log"
-        lines = [
-            f"listener {self.port} {self.host}",
-            "allow_anonymous true",
-            "persistence true" if persistence else "persistence false",
-            f"persistence_location {directory}/",
-            f"persistence_file {name}.db",
-            "log_dest stderr",
-            "log_type error",
-            "log_type warning",
-            "log_type notice",
-        ]
-        if os.geteuid() == 0:
-            lines.append(
-                "user root"
-            )  # otherwise mosquitto drops to 'mosquitto' and cannot read tmp
-        self.config_path.write_text("\n".join(lines) + "\n" + extra_config)
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            return
-        with self.log_path.open("ab") as log_file:
-            self._process = subprocess.Popen(
-                [self.binary, "-c", str(self.config_path)], stdout=log_file, stderr=log_file
-            )
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                break
-            try:
-                with socket.create_connection((self.host, self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        pytest.fail(
-            f"mosquitto did not accept connections on {self.host}:{self.port} within "
-            f"{START_TIMEOUT_S:g} s; its log:\n{self.log_path.read_text(errors='replace')}",
-            pytrace=False,
-        )
-
-    def stop(self) -> None:
-        process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
+    return broker_free_port()
 
 
 @pytest.fixture

@@ -21,7 +21,15 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from agent import homeassistant, wire
-from agent.mqtt import LinkState, MqttLink, MqttSettings, TlsSettings, backoff_delay
+from agent.mqtt import (
+    DELETE_BATCH,
+    HANDOVER_FACTOR,
+    LinkState,
+    MqttLink,
+    MqttSettings,
+    TlsSettings,
+    backoff_delay,
+)
 from agent.outbox import MessageClass, Outbox
 
 if TYPE_CHECKING:
@@ -270,7 +278,10 @@ def test_sigkill_mid_publish_then_restart_no_gap_and_last_will(
     seqs = seqs_on(received, "telemetry")
     assert set(seqs) == set(range(1, total + 1)), "no gap after SIGKILL and restart"
     duplicates = len(seqs) - len(set(seqs))
-    assert duplicates <= 1, f"at most the one in-flight message is sent twice, got {duplicates}"
+    # Resent at most: what paho held (inflight=1 in the killed agent) and the acknowledged
+    # messages whose batched delete had not run yet.
+    bound = 1 * HANDOVER_FACTOR + DELETE_BATCH
+    assert duplicates <= bound, f"{duplicates} duplicates, more than {bound}"
 
 
 # -- broker rejects a message --------------------------------------------------------------------

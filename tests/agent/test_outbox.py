@@ -122,6 +122,17 @@ def test_stats_counts_depth_bytes_and_age(tmp_path: Path) -> None:
         assert stats.oldest_age_s == pytest.approx(15.5)
 
 
+def test_put_many_is_one_all_or_nothing_transaction(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "o.db", "d1") as outbox:
+        messages = outbox.put_many(T, "telemetry", [{"i": i} for i in range(3)])
+        assert [m.seq for m in messages] == [1, 2, 3]
+        assert [json.loads(m.payload)["i"] for m in outbox.pending(10)] == [0, 1, 2]
+        with pytest.raises(wire.WireError, match="non-finite"):
+            outbox.put_many(T, "telemetry", [{"i": 3}, {"i": float("nan")}])
+        stats = outbox.stats()
+        assert (stats.depth, stats.next_seq) == (3, 4)
+
+
 def test_pending_after_seq(tmp_path: Path) -> None:
     with Outbox(tmp_path / "o.db", "d1") as outbox:
         for i in range(5):

@@ -46,7 +46,7 @@ def test_pipeline_runs_every_stage_and_writes_a_consistent_manifest(
         "--work-dir",
         str(work),
         "--input-size",
-        "32",
+        "24x32",
         "--epochs",
         "2",
         "--batch-size",
@@ -63,7 +63,7 @@ def test_pipeline_runs_every_stage_and_writes_a_consistent_manifest(
     fp32 = work / "visual_clean_resnet18_fp32.onnx"
     manifest = load_manifest(manifest_path_for(int8))
     assert manifest.sha256 == sha256_file(int8)
-    assert manifest.input_shape == (1, 3, 32, 32)
+    assert manifest.input_shape == (1, 3, 24, 32)
     assert manifest.opset >= 17
     assert manifest.metrics["fp32"]["images"] == 6
     assert manifest.metrics["int8"]["images"] == 6
@@ -88,4 +88,4 @@ def test_train_refuses_a_set_without_a_label_folder(tmp_path: Path) -> None:
 
     (tmp_path / "clean").mkdir()
     with pytest.raises(DatasetError, match="dirty"):
-        train(tmp_path, tmp_path / "x.pt", TrainConfig(input_size=32, max_steps=1))
+        train(tmp_path, tmp_path / "x.pt", TrainConfig(input_size=(32, 32), max_steps=1))

@@ -29,7 +29,10 @@ from agent.vision.rekognition import (
     upload_bytes,
 )
 
-ARN = "arn:aws:rekognition:eu-west-1:123456789012:project/ducts/version/ducts.2026-11-01/1700000000000"
+ARN = (
+    "arn:aws:rekognition:eu-west-1:123456789012:"
+    "project/ducts/version/ducts.2026-11-01/1700000000000"
+)
 
 
 @pytest.fixture
@@ -323,3 +326,22 @@ def test_settings_are_validated() -> None:
         RekognitionSettings(project_version_arn=ARN, min_confidence=0.9e3)
     with pytest.raises(ValueError, match="label_map"):
         RekognitionSettings(project_version_arn=ARN, label_map={"x": "filthy"})
+
+
+def test_config_section_values_map_to_settings() -> None:
+    from agent.vision.factory import rekognition_settings
+
+    settings = rekognition_settings(
+        {
+            "project_version_arn": ARN,
+            "region": None,  # not set: taken from the ARN
+            "min_confidence": 60.0,
+            "label_map": {"Dust": "dirty"},
+            "s3_bucket": None,
+            "s3_prefix": "",
+            "timeout_s": 5.0,
+        }
+    )
+    assert settings.effective_region == "eu-west-1"
+    assert settings.mapping == {"clean": "clean", "dirty": "dirty", "Dust": "dirty"}
+    assert (settings.min_confidence, settings.timeout_s, settings.s3_bucket) == (60.0, 5.0, "")
