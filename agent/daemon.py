@@ -166,7 +166,10 @@ class Agent:
     def sample_round(self) -> RoundResult:
         result = self.sampler.sample()
         self.dispatch.send(
-            MessageClass.TELEMETRY, "telemetry", result.telemetry_body(self.board.sensor_info)
+            MessageClass.TELEMETRY,
+            "telemetry",
+            result.telemetry_body(self.board.sensor_info),
+            ts=result.ts,
         )
         events: list[AlarmEvent] = []
         with self._alarm_lock:
@@ -189,13 +192,17 @@ class Agent:
                 if result.verdict is not None and not result.verdict.pending:
                     events += self.alarms.observe_verdict(camera, result.verdict.label, result.ts)
         if result.verdict is not None:
-            self.dispatch.send(MessageClass.VERDICT, f"vision/{camera}", result.verdict_body())
+            self.dispatch.send(
+                MessageClass.VERDICT, f"vision/{camera}", result.verdict_body(), ts=result.ts
+            )
         self._send_alarms(events)
         return result
 
     def _send_alarms(self, events: list[AlarmEvent]) -> None:
         for event in events:  # the alarm engine has logged each one
-            self.dispatch.send(MessageClass.ALARM, f"alarm/{event.name}", event.to_body())
+            self.dispatch.send(
+                MessageClass.ALARM, f"alarm/{event.name}", event.to_body(), ts=event.ts
+            )
 
     # -- commands (cmd/<name>) ---------------------------------------------------------------
     def handle_command(self, name: str, payload: dict[str, object]) -> dict[str, object]:

@@ -25,6 +25,7 @@ class _Pending:
     suffix: str
     body: Mapping[str, object]
     retain: bool
+    ts: float | None
 
 
 class Dispatcher:
@@ -43,10 +44,17 @@ class Dispatcher:
         return len(self._backlog)
 
     def send(
-        self, kind: MessageClass, suffix: str, body: Mapping[str, object], *, retain: bool = False
+        self,
+        kind: MessageClass,
+        suffix: str,
+        body: Mapping[str, object],
+        *,
+        retain: bool = False,
+        ts: float | None = None,
     ) -> None:
+        """Queue a message; ``ts`` (epoch s) is when it was measured, kept if it must wait."""
         with self._lock:
-            self._backlog.append(_Pending(kind, suffix, body, retain))
+            self._backlog.append(_Pending(kind, suffix, body, retain, ts))
             self._flush_locked()
 
     def flush(self) -> None:
@@ -58,7 +66,9 @@ class Dispatcher:
         while self._backlog:
             item = self._backlog[0]
             try:
-                self.outbox.put(item.kind, item.suffix, item.body, retain=item.retain)
+                self.outbox.put(
+                    item.kind, item.suffix, item.body, retain=item.retain, ts=item.ts
+                )
             except OutboxError as exc:
                 if self.last_error is None:
                     log.error("outbox unavailable, holding messages in memory error=%s", exc)

@@ -256,6 +256,7 @@ class Outbox:
         retain: bool = False,
         topic: str | None = None,
         correlation_data: bytes | None = None,
+        ts: float | None = None,
     ) -> OutboxMessage:
         """Queue one message durably and return it (with its ``seq``) once it is on disk.
 
@@ -263,14 +264,15 @@ class Outbox:
         ``alarm/co2_high``, ``status``, ``result/ping``; see :func:`agent.wire.topic_for`), the
         full topic for discovery; ``topic`` overrides it (an MQTT 5 ResponseTopic). Raises
         :class:`agent.wire.WireError` (incl. PayloadTooLargeError) for a message that can never
-        be sent, :class:`OutboxError` if the disk refuses it.
+        be sent, :class:`OutboxError` if the disk refuses it. ``ts`` (epoch s) is when the
+        content was measured, for the envelope; it defaults to now.
         """
         kind = MessageClass(kind)
         if topic is None:
             topic = wire.topic_for(kind, self.device_id, suffix, topic_root=self.topic_root)
         else:
             wire.validate_topic(topic)
-        return self._put_batch(kind, topic, [body], retain, correlation_data)[0]
+        return self._put_batch(kind, topic, [body], retain, correlation_data, ts)[0]
 
     def put_many(
         self,
@@ -293,12 +295,13 @@ class Outbox:
         bodies: list[Mapping[str, object]],
         retain: bool,
         correlation_data: bytes | None,
+        ts: float | None = None,
     ) -> list[OutboxMessage]:
         latest_key = topic if kind in LATEST_PER_TOPIC else None
         messages: list[OutboxMessage] = []
         evicted: dict[MessageClass, int] = {}
         with self._lock:
-            created = self._clock()
+            created = self._clock() if ts is None else ts
             counters = dict(self._counters)
             with self._transaction("put", full_sync=True):
                 for body in bodies:

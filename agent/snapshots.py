@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import logging
 import threading
 import time
@@ -92,7 +95,10 @@ class SnapshotTaker:
 
     def take(self) -> SnapshotResult:
         with self._lock:
-            return self._take()
+            try:
+                return self._take()
+            finally:
+                release_freed_memory()
 
     def _take(self) -> SnapshotResult:
         now = self._wall_clock()
@@ -142,3 +148,23 @@ class SnapshotTaker:
         for old in files[: max(0, len(files) - self.keep)]:
             old.unlink(missing_ok=True)
             old.with_suffix(".json").unlink(missing_ok=True)
+
+
+@functools.cache
+def _malloc_trim() -> object | None:
+    name = ctypes.util.find_library("c")
+    try:
+        return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    except OSError:
+        return None
+
+
+def release_freed_memory() -> None:
+    """Hand the heap that a snapshot's large arrays used back to the OS (glibc only).
+
+    A snapshot allocates tens of MB of image buffers once every few minutes; glibc keeps the freed
+    heap, which on a 512 MB board reads as a 300 MB agent. ``malloc_trim(0)`` returns it.
+    """
+    trim = _malloc_trim()
+    if callable(trim):
+        trim(0)

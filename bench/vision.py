@@ -97,6 +97,10 @@ def fp32_twin(int8_model: Path, out: Path) -> Path:
     return out
 
 
+def input_shape(model: Path) -> list[int]:
+    return list(create_session(model, threads=1).get_inputs()[0].shape)
+
+
 def median_ms(call: Callable[[], object], runs: int) -> float:
     for _ in range(3):
         call()
@@ -142,9 +146,9 @@ def main() -> int:
         work = Path(scratch)
         fp32 = args.fp32
         fp32_note = str(fp32)
-        if not fp32.is_file():
+        if not fp32.is_file() or input_shape(fp32) != list(manifest.input_shape):
             fp32 = fp32_twin(args.int8, work / "fp32_twin.onnx")
-            fp32_note = "fp32 twin rebuilt from the int8 graph"
+            fp32_note = "fp32 twin rebuilt from the int8 graph (no matching --fp32 file)"
         from hil.render import render_duct
 
         snapshot = work / "snapshot_1600x1200.jpg"
