@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from agent.config import I2C_DEFAULT_ADDRESS
 from drivers.bme280 import BME280
 from drivers.camera import Camera, Frame
 from drivers.clock import SYSTEM_CLOCK, Clock
@@ -42,17 +43,6 @@ I2C_DRIVERS: dict[str, Callable[..., Sensor]] = {
     "sdp3x": SDP3x,
 }
 UART_DRIVERS: dict[str, Callable[..., Sensor]] = {"mhz19": MHZ19, "senseair_s8": SenseairS8}
-DEFAULT_ADDRESSES = {
-    "bme280": 0x76,
-    "bmp280": 0x76,
-    "sht4x": 0x44,
-    "scd4x": 0x62,
-    "scd30": 0x61,
-    "sdp8xx": 0x25,
-    "sdp3x": 0x21,
-}
-# Keyword options a [[board.sensors]] entry may pass on to its driver.
-SENSOR_OPTIONS = {"scd4x": ("temperature_offset_c", "altitude_m")}
 
 
 class SensorSettings(Protocol):
@@ -252,7 +242,7 @@ def _add_i2c(
     bus_number: int,
     options: dict[str, dict[str, Any]],
 ) -> None:
-    address = spec.address if spec.address is not None else DEFAULT_ADDRESSES[spec.chip]
+    address = spec.address if spec.address is not None else I2C_DEFAULT_ADDRESS[spec.chip]
     board.sensor_info[spec.name] = SensorInfo(
         spec.name, spec.chip, f"i2c-{bus_number} 0x{address:02x}"
     )

@@ -66,9 +66,7 @@ class Dispatcher:
         while self._backlog:
             item = self._backlog[0]
             try:
-                self.outbox.put(
-                    item.kind, item.suffix, item.body, retain=item.retain, ts=item.ts
-                )
+                self.outbox.put(item.kind, item.suffix, item.body, retain=item.retain, ts=item.ts)
             except OutboxError as exc:
                 if self.last_error is None:
                     log.error("outbox unavailable, holding messages in memory error=%s", exc)

@@ -254,11 +254,9 @@ class _Session:
         self.connected_since = time.time()
         filter_ = wire.command_filter(self.link.device_id, topic_root=self.link.settings.topic_root)
         client.subscribe(filter_, qos=1)
+        self.link._put_status("online")
         with self.lock:
             self.ready = True
-        # Queued once the session counts as connected (so the status says so), before the link
-        # is woken to drain, so that it goes out ahead of the backlog.
-        self.link._put_status("online")
         self.link._connected(self)
 
     def _on_disconnect(

@@ -70,6 +70,9 @@ class LocalBroker:
             "persistence true" if persistence else "persistence false",
             f"persistence_location {directory}/",
             f"persistence_file {name}.db",
+            # A test subscriber may fall behind a fast drain; the default queue of 1000 QoS 1
+            # messages per client would make the broker drop the rest.
+            "max_queued_messages 1000000",
             "log_dest stderr",
             "log_type error",
             "log_type warning",

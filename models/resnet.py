@@ -162,7 +162,13 @@ def load_backbone_weights(model: ResNet, checkpoint: Path) -> list[str]:
     ]
     for name in skipped:
         del state[name]
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatches are raised even with strict=False
+        first = str(exc).strip().splitlines()[:2]
+        raise ValueError(
+            f"{checkpoint}: does not fit this architecture ({' '.join(first)})"
+        ) from exc
     missing_backbone = [name for name in missing if not name.startswith("fc.")]
     if missing_backbone or unexpected:
         raise ValueError(

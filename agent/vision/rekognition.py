@@ -384,8 +384,7 @@ class RekognitionClassifier:
             names = [item.get("Name") for item in labels]
             if names:
                 raise CloudRequestError(
-                    f"Rekognition labels {names} are not in"
-                    f" label_map {mapping}"
+                    f"Rekognition labels {names} are not in label_map {mapping}"
                 )
             raise CloudRequestError(
                 f"Rekognition returned no label at or above min_confidence="

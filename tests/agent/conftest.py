@@ -14,6 +14,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from hil.broker import BrokerError, LocalBroker
 from hil.broker import free_port as broker_free_port
+from hil.pki import Pki, make_pki
 
 
 class Mosquitto(LocalBroker):
@@ -54,6 +55,21 @@ def mosquitto_factory(tmp_path: Path) -> Iterator[Callable[..., Mosquitto]]:
 def free_tcp_port() -> Callable[[], int]:
     """A free loopback port, e.g. for a second (TLS) listener of one broker."""
     return free_port
+
+
+@pytest.fixture
+def tls_broker(
+    tmp_path: Path, mosquitto_factory: Callable[..., Mosquitto]
+) -> tuple[Mosquitto, int, Pki]:
+    """A broker with a plain listener (the test's subscriber) plus a mutual-TLS one."""
+    pki = make_pki(tmp_path / "pki", "remotair-test")
+    tls_port = free_port()
+    broker = mosquitto_factory(
+        f"listener {tls_port} 127.0.0.1\n"
+        f"cafile {pki.ca}\ncertfile {pki.server_cert}\nkeyfile {pki.server_key}\n"
+        "require_certificate true\n"
+    )
+    return broker, tls_port, pki
 
 
 @pytest.fixture

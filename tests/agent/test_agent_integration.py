@@ -41,6 +41,7 @@ from agent.daemon import Agent
 from agent.outbox import MessageClass, Outbox, OutboxError, OutboxMessage
 from agent.sd_notify import Notifier
 from hil.broker import free_port
+from hil.pki import Pki
 
 if TYPE_CHECKING:
     from conftest import Mosquitto, Received, Subscriber
@@ -509,101 +510,6 @@ def test_outbox_full_evicts_counted_telemetry_and_keeps_alarms(
 
 
 # -- TLS -----------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class Pki:
-    ca: Path
-    server_cert: Path
-    server_key: Path
-    client_cert: Path
-    client_key: Path
-    rogue_cert: Path
-    rogue_key: Path
-
-
-def make_pki(directory: Path) -> Pki:
-    """A test CA, a broker certificate for 127.0.0.1, a client certificate, and an impostor's."""
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    now = dt.datetime.now(dt.UTC)
-    directory.mkdir(parents=True, exist_ok=True)
-
-    def certificate(
-        common: str,
-        key: ec.EllipticCurvePrivateKey,
-        issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None,
-        usage: x509.ObjectIdentifier | None = None,
-    ) -> x509.Certificate:
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(issuer[0].subject if issuer else subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=issuer is None, path_length=None), True)
-        )
-        if usage is not None:
-            builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), False)
-        if usage == ExtendedKeyUsageOID.SERVER_AUTH:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                False,
-            )
-        return builder.sign(issuer[1] if issuer else key, hashes.SHA256())
-
-    def write(name: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> Path:
-        (directory / f"{name}.key").write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-        path = directory / f"{name}.pem"
-        path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        return path
-
-    keys = {n: ec.generate_private_key(ec.SECP256R1()) for n in ("ca", "rogue", "srv", "cl", "im")}
-    ca = certificate("Remotair test CA", keys["ca"], None)
-    rogue = certificate("Rogue CA", keys["rogue"], None)
-    server = certificate("broker", keys["srv"], (ca, keys["ca"]), ExtendedKeyUsageOID.SERVER_AUTH)
-    client = certificate(DEVICE, keys["cl"], (ca, keys["ca"]), ExtendedKeyUsageOID.CLIENT_AUTH)
-    impostor = certificate(
-        DEVICE, keys["im"], (rogue, keys["rogue"]), ExtendedKeyUsageOID.CLIENT_AUTH
-    )
-    return Pki(
-        ca=write("ca", ca, keys["ca"]),
-        server_cert=write("server", server, keys["srv"]),
-        server_key=directory / "server.key",
-        client_cert=write("client", client, keys["cl"]),
-        client_key=directory / "client.key",
-        rogue_cert=write("rogue", impostor, keys["im"]),
-        rogue_key=directory / "rogue.key",
-    )
-
-
-@pytest.fixture
-def tls_broker(
-    tmp_path: Path, mosquitto_factory: Callable[..., Mosquitto]
-) -> tuple[Mosquitto, int, Pki]:
-    """A broker with a plain listener (the test's subscriber) and a mutual-TLS one (the agent)."""
-    pki = make_pki(tmp_path / "pki")
-    tls_port = free_port()
-    broker = mosquitto_factory(
-        f"listener {tls_port} 127.0.0.1\n"
-        f"cafile {pki.ca}\ncertfile {pki.server_cert}\nkeyfile {pki.server_key}\n"
-        "require_certificate true\n"
-    )
-    return broker, tls_port, pki
 
 
 def tls_section(ca: Path, cert: Path, key: Path) -> str:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import json
 import signal
 import subprocess
@@ -11,7 +9,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +28,7 @@ from agent.mqtt import (
     backoff_delay,
 )
 from agent.outbox import MessageClass, Outbox
+from hil.pki import Pki
 
 if TYPE_CHECKING:
     from conftest import Mosquitto, Received, Subscriber
@@ -317,138 +315,6 @@ def test_mqtt5_rejected_publish_is_set_aside_and_does_not_block(
 
 
 # -- TLS -------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Pki:
-    ca: Path
-    server_cert: Path
-    server_key: Path
-    client_cert: Path
-    client_key: Path
-    rogue_ca: Path
-    rogue_cert: Path
-    rogue_key: Path
-
-
-def make_pki(directory: Path) -> Pki:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    now = dt.datetime.now(dt.UTC)
-
-    def name(common: str) -> x509.Name:
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
-
-    def write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> Path:
-        path.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-        return path
-
-    def write_cert(cert: x509.Certificate, path: Path) -> Path:
-        path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        return path
-
-    def authority(common: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name(common))
-            .issuer_name(name(common))
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-            )
-            .sign(key, hashes.SHA256())
-        )
-        return cert, key
-
-    def leaf(
-        common: str,
-        issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey],
-        usage: x509.ObjectIdentifier,
-        server: bool,
-    ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-        key = ec.generate_private_key(ec.SECP256R1())
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(name(common))
-            .issuer_name(issuer[0].subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer[1].public_key()),
-                critical=False,
-            )
-        )
-        if server:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName(
-                    [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-                ),
-                critical=False,
-            )
-        return builder.sign(issuer[1], hashes.SHA256()), key
-
-    ca = authority("Remotair test CA")
-    rogue = authority("Rogue CA")
-    server = leaf("localhost", ca, ExtendedKeyUsageOID.SERVER_AUTH, server=True)
-    client = leaf(DEVICE, ca, ExtendedKeyUsageOID.CLIENT_AUTH, server=False)
-    impostor = leaf(DEVICE, rogue, ExtendedKeyUsageOID.CLIENT_AUTH, server=False)
-    return Pki(
-        ca=write_cert(ca[0], directory / "ca.pem"),
-        server_cert=write_cert(server[0], directory / "server.pem"),
-        server_key=write_key(server[1], directory / "server.key"),
-        client_cert=write_cert(client[0], directory / "client.pem"),
-        client_key=write_key(client[1], directory / "client.key"),
-        rogue_ca=write_cert(rogue[0], directory / "rogue-ca.pem"),
-        rogue_cert=write_cert(impostor[0], directory / "rogue.pem"),
-        rogue_key=write_key(impostor[1], directory / "rogue.key"),
-    )
-
-
-@pytest.fixture
-def tls_broker(
-    tmp_path: Path, mosquitto_factory: Callable[..., Mosquitto], free_tcp_port: Callable[[], int]
-) -> tuple[Mosquitto, int, Pki]:
-    """A broker with its plain listener (for the test's subscriber) plus a mutual-TLS one."""
-    pki = make_pki(tmp_path)
-    tls_port = free_tcp_port()
-    broker = mosquitto_factory(
-        f"listener {tls_port} 127.0.0.1\n"
-        f"cafile {pki.ca}\ncertfile {pki.server_cert}\nkeyfile {pki.server_key}\n"
-        "require_certificate true\n"
-    )
-    return broker, tls_port, pki
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
