@@ -31,7 +31,7 @@ from agent.outbox import MessageClass, Outbox, OutboxError
 from agent.sampling import RoundResult, Sampler
 from agent.scheduler import PeriodicJob
 from agent.sd_notify import Notifier
-from agent.snapshots import SnapshotResult, SnapshotTaker
+from agent.snapshots import SnapshotResult, SnapshotTaker, queued_cameras
 from agent.vision import Classifier
 from agent.vision.factory import build_classifier
 
@@ -123,6 +123,8 @@ class Agent:
                 lambda name=name: self.snapshot(name),
                 first_delay_s=min(5.0, cfg.schedule.snapshot_interval_s / 4) * i,
             )
+        if _cloud_of(self.classifier) is not None:
+            self._add_job("cloud-retry", cfg.schedule.snapshot_interval_s, self.retry_cloud)
         self.link.start()
         for job in self.jobs.values():
             job.start()
@@ -197,6 +199,21 @@ class Agent:
             )
         self._send_alarms(events)
         return result
+
+    def retry_cloud(self) -> int:
+        """Send snapshots queued while Rekognition was unreachable; publish their verdicts."""
+        cloud = _cloud_of(self.classifier)
+        if cloud is None or cloud.retry_queue is None:
+            return 0
+        cameras = queued_cameras(cloud.retry_queue.items())
+        done = cloud.retry_pending()
+        for path, verdict in done:
+            camera = cameras.get(path, "unknown")
+            body = SnapshotResult(camera, time.time(), None, verdict, None).verdict_body()
+            self.dispatch.send(
+                MessageClass.VERDICT, f"vision/{camera}", body | {"retried": path.name}
+            )
+        return len(done)
 
     def _send_alarms(self, events: list[AlarmEvent]) -> None:
         for event in events:  # the alarm engine has logged each one
@@ -336,6 +353,12 @@ _QUANTITIES_BY_CHIP = {
     "mhz19": ("co2_ppm",),
     "senseair_s8": ("co2_ppm",),
 }
+
+
+def _cloud_of(classifier: Classifier | None) -> Any:
+    """The Rekognition backend inside a classifier (itself or a cascade's), if any."""
+    cloud = getattr(classifier, "cloud", classifier)
+    return cloud if hasattr(cloud, "retry_pending") else None
 
 
 def _mqtt_settings(cfg: Config) -> MqttSettings:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import json
 import logging
 import threading
 import time
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from agent.errors import RemotairError
-from agent.vision import Classifier, Verdict
+from agent.vision import Classifier, CloudError, Verdict
 from drivers.camera import Camera, frame_problem, save_snapshot
 from drivers.errors import CameraError
 
@@ -123,6 +124,14 @@ class SnapshotTaker:
         if self.classifier is not None:
             try:
                 verdict = self.classifier.classify(frame.image)
+                queued = verdict.extra.get("queued_as")
+                if queued:
+                    tag_queued_snapshot(Path(str(queued)), self.name)
+            except CloudError as exc:
+                log.error("cloud classification failed camera=%s error=%s", self.name, exc)
+                self.state.last_error = f"classification: {exc}"
+                if exc.queued_as is not None:
+                    tag_queued_snapshot(exc.queued_as, self.name)
             except RemotairError as exc:
                 log.error("classification failed camera=%s error=%s", self.name, exc)
                 self.state.last_error = f"classification: {exc}"
@@ -148,6 +157,30 @@ class SnapshotTaker:
         for old in files[: max(0, len(files) - self.keep)]:
             old.unlink(missing_ok=True)
             old.with_suffix(".json").unlink(missing_ok=True)
+
+
+def tag_queued_snapshot(queued: Path, camera: str) -> None:
+    """Note in a cloud-retry entry's sidecar which camera took it, for the later verdict."""
+    sidecar = queued.with_suffix(".json")
+    try:
+        meta = json.loads(sidecar.read_text()) if sidecar.exists() else {}
+        meta["camera"] = camera
+        sidecar.write_text(json.dumps(meta))
+    except (OSError, ValueError) as exc:
+        log.warning("cannot tag queued snapshot path=%s error=%s", queued, exc)
+
+
+def queued_cameras(paths: list[Path]) -> dict[Path, str]:
+    """The camera of each queued snapshot (read before a retry removes the entries)."""
+    cameras: dict[Path, str] = {}
+    for path in paths:
+        try:
+            camera = json.loads(path.with_suffix(".json").read_text()).get("camera")
+        except (OSError, ValueError):
+            continue
+        if isinstance(camera, str):
+            cameras[path] = camera
+    return cameras
 
 
 @functools.cache

@@ -73,3 +73,59 @@ def test_unwritable_storage_still_classifies(sim_board: SimBoard, tmp_path: Path
     clf = FixedClassifier()
     result = SnapshotTaker("upstream", sim_board.cameras["upstream"], clf, blocker).take()
     assert result.file is None and result.verdict is not None and result.error is None
+
+
+class OfflineCloud:
+    """A Rekognition stand-in that is unreachable: it keeps each image in a real RetryQueue."""
+
+    name = "rekognition"
+
+    def __init__(self, queue_dir: Path) -> None:
+        from agent.vision.rekognition import RetryQueue
+
+        self.retry_queue = RetryQueue(queue_dir)
+        self.online = False
+
+    def classify(self, image: np.ndarray) -> Verdict:
+        from agent.vision import CloudUnreachableError
+
+        queued = self.retry_queue.put(b"jpeg bytes " + image.tobytes()[:16], reason="no network")
+        raise CloudUnreachableError("no network", queued_as=queued)
+
+    def retry_pending(self, *, limit: int = 20) -> list[tuple[Path, Verdict]]:
+        done = []
+        for path in self.retry_queue.items()[:limit]:
+            done.append((path, Verdict("dirty", 0.8, "rekognition", "arn:v1", 5.0, 0.8)))
+            self.retry_queue.remove(path)
+        return done
+
+    def classify_file(self, path: Path) -> Verdict:  # pragma: no cover - unused here
+        raise NotImplementedError
+
+
+def test_a_snapshot_queued_for_the_cloud_is_published_later_under_its_camera(
+    sim_board: SimBoard, tmp_path: Path
+) -> None:
+    from types import SimpleNamespace
+
+    from agent.daemon import Agent
+    from agent.snapshots import queued_cameras
+
+    cloud = OfflineCloud(tmp_path / "retry")
+    taker = SnapshotTaker("downstream", sim_board.cameras["downstream"], cloud, tmp_path / "snaps")
+    result = taker.take()
+    assert result.verdict is None and "snapshot kept for retry" in (taker.state.last_error or "")
+    [queued] = cloud.retry_queue.items()
+    assert queued_cameras([queued]) == {queued: "downstream"}
+
+    sent: list[tuple[str, dict[str, object]]] = []
+    agent = SimpleNamespace(
+        classifier=cloud,
+        dispatch=SimpleNamespace(send=lambda kind, suffix, body, **kw: sent.append((suffix, body))),
+    )
+    assert Agent.retry_cloud(agent) == 1  # type: ignore[arg-type]
+    [(topic, body)] = sent
+    assert topic == "vision/downstream"
+    assert body["camera"] == "downstream" and body["label"] == "dirty"
+    assert body["retried"] == queued.name
+    assert cloud.retry_queue.items() == []
