@@ -223,7 +223,7 @@ class _Session:
         self.client.on_socket_register_write = _write_wanted
         self.client.on_socket_unregister_write = _write_wanted
 
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
         self.ready = False
         self.refused: str | None = None
         self.socket_error: str | None = None
@@ -254,9 +254,12 @@ class _Session:
         self.connected_since = time.time()
         filter_ = wire.command_filter(self.link.device_id, topic_root=self.link.settings.topic_root)
         client.subscribe(filter_, qos=1)
-        self.link._put_status("online")
+        # The online status is queued once the session counts as connected (so it says so) and
+        # under the session lock, so the sender cannot slip an older, "not connected" status out
+        # first: the new one supersedes it before the sender's next batch.
         with self.lock:
             self.ready = True
+            self.link._put_status("online")
         self.link._connected(self)
 
     def _on_disconnect(
