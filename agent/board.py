@@ -28,7 +28,13 @@ from drivers.senseair_s8 import SenseairS8
 from drivers.sensor import Sensor
 from drivers.sht4x import SHT4x
 from drivers.uart import SerialPort
-from hil.board import DEFAULT_CAMERAS, DEFAULT_SENSORS, SimBoard, simulated_board
+from hil.board import (
+    DEFAULT_CAMERAS,
+    DEFAULT_SENSORS,
+    SensorDescription,
+    SimBoard,
+    simulated_board,
+)
 from hil.clock import AcceleratedClock, SimClock
 
 log = logging.getLogger(__name__)
@@ -45,17 +51,9 @@ I2C_DRIVERS: dict[str, Callable[..., Sensor]] = {
 UART_DRIVERS: dict[str, Callable[..., Sensor]] = {"mhz19": MHZ19, "senseair_s8": SenseairS8}
 
 
-class SensorSettings(Protocol):
-    """What the board needs of one ``[[board.sensors]]`` entry."""
+class SensorSettings(SensorDescription, Protocol):
+    """What the board needs of one ``[[board.sensors]]`` entry (the simulator needs less)."""
 
-    @property
-    def name(self) -> str: ...
-    @property
-    def chip(self) -> str: ...
-    @property
-    def address(self) -> int | None: ...
-    @property
-    def port(self) -> str | None: ...
     @property
     def baudrate(self) -> int: ...
     @property

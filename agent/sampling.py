@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from agent.board import SensorInfo
+from agent.part_health import PartHealth
 from drivers.errors import SensorError
 from drivers.measurement import Measurement
 from drivers.sensor import Sensor
@@ -17,7 +18,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class SensorState:
+class SensorState(PartHealth):
     """What the agent knows of one sensor, for the health report and the technician."""
 
     name: str
@@ -27,14 +28,6 @@ class SensorState:
     last_values: Mapping[str, float] | None = None
     last_ok_at: float | None = None
     """Wall-clock time (epoch s) of the last good read."""
-    consecutive_failures: int = 0
-    fault_count: int = 0
-    last_error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        """No failure since the last good read (a sensor not read yet is not failing)."""
-        return self.consecutive_failures == 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,16 +90,13 @@ class Sampler:
                     measurement = sensor.read()
                 except SensorError as exc:
                     state.started = False
-                    state.consecutive_failures += 1
-                    state.fault_count += 1
-                    state.last_error = exc.detail
+                    state.failed(exc.detail)
                     faults[name] = f"{type(exc).__name__}: {exc.detail}"
                     log.warning("sensor read failed sensor=%s error=%s", name, exc)
                     continue
                 now = self._wall_clock()
-                if state.consecutive_failures:
+                if state.succeeded():
                     log.info("sensor recovered sensor=%s", name)
-                state.consecutive_failures = 0
                 state.last_values = measurement.values()
                 state.last_ok_at = now
                 readings[name] = measurement

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from agent.errors import RemotairError
+from agent.part_health import PartHealth
 from agent.vision import Classifier, CloudError, Verdict
 from drivers.camera import Camera, frame_problem, save_snapshot
 from drivers.errors import CameraError
@@ -25,20 +26,13 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class CameraState:
+class CameraState(PartHealth):
     """What the agent knows of one camera, for the health report and the technician."""
 
     name: str
     last_file: str | None = None
     last_captured_at: float | None = None
     last_verdict: dict[str, Any] | None = None
-    consecutive_failures: int = 0
-    fault_count: int = 0
-    last_error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.consecutive_failures == 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +130,7 @@ class SnapshotTaker:
                 log.error("classification failed camera=%s error=%s", self.name, exc)
                 self.state.last_error = f"classification: {exc}"
         state = self.state
-        state.consecutive_failures = 0
+        state.succeeded()
         state.last_file = str(path) if path else None
         state.last_captured_at = now
         result = SnapshotResult(self.name, now, path, verdict, None)
@@ -145,10 +139,7 @@ class SnapshotTaker:
         return result
 
     def _fault(self, now: float, error: str, path: Path | None = None) -> SnapshotResult:
-        state = self.state
-        state.consecutive_failures += 1
-        state.fault_count += 1
-        state.last_error = error
+        self.state.failed(error)
         log.warning("camera fault camera=%s error=%s", self.name, error)
         return SnapshotResult(self.name, now, path, None, error)
 

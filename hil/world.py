@@ -33,6 +33,48 @@ class Environment:
     """Deposit on the duct walls, 0 (new) to 1 (heavily soiled)."""
 
 
+DEFAULT_ENVIRONMENT = Environment(
+    temperature_c=21.5,
+    humidity_rh=45.0,
+    pressure_pa=101_325.0,
+    co2_ppm=600.0,
+    filter_dp_pa=80.0,
+    dirt=0.1,
+)
+"""A comfortable office duct: 21.5 degC, 45 %RH, 101 325 Pa, 600 ppm, 80 Pa across the filter,
+dirt 0.1. The starting point of :class:`FixedEnvironment`."""
+
+
+def _check_quantities(values: dict[str, float]) -> None:
+    unknown = set(values) - set(Environment.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"unknown quantities: {sorted(unknown)}")
+
+
+class FixedEnvironment:
+    """An environment source pinned to given values, for tests and scenarios that need exact
+    conditions.
+
+    ``FixedEnvironment(co2_ppm=1800.0)`` is :data:`DEFAULT_ENVIRONMENT` with those quantities
+    replaced; pass another ``base`` (positionally) to start from a different environment. Hand the
+    instance to a simulated chip as its environment source (it is called for every sample), and
+    change the conditions between samples with :meth:`set` or by assigning :attr:`now`.
+    """
+
+    def __init__(self, base: Environment = DEFAULT_ENVIRONMENT, /, **values: float) -> None:
+        _check_quantities(values)
+        self.now: Environment = replace(base, **values)
+        """The environment every call returns, until changed."""
+
+    def set(self, **values: float) -> None:
+        """Change some quantities, keeping the others (``env.set(humidity_rh=0.0)``)."""
+        _check_quantities(values)
+        self.now = replace(self.now, **values)
+
+    def __call__(self) -> Environment:
+        return self.now
+
+
 class _SmoothNoise:
     """Sum of a few seeded sinusoids: cheap, deterministic, continuous noise."""
 
@@ -130,9 +172,7 @@ class DuctWorld:
 
     def override(self, **values: float) -> None:
         """Pin quantities to fixed values (``world.override(co2_ppm=1800)``)."""
-        unknown = set(values) - set(Environment.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown quantities: {sorted(unknown)}")
+        _check_quantities(values)
         with self._lock:
             self._overrides.update(values)
 

@@ -18,7 +18,7 @@ from drivers.errors import DeviceAbsentError, NotReadyError, SensorTimeoutError
 from hil.bus import SimulatedBus
 from hil.chips.bme280 import SimBME280, Trimming, fine_temperature, pressure_q24_8
 from hil.clock import SimClock
-from hil.world import Environment
+from hil.world import Environment, FixedEnvironment
 
 # BMP280 datasheet, section 3.12 "calculating pressure and temperature", worked example.
 DATASHEET_CAL = Calibration(
@@ -46,16 +46,6 @@ WORLD = Environment(
     filter_dp_pa=80.0,
     dirt=0.1,
 )
-
-
-class World:
-    """A world whose values a test sets directly."""
-
-    def __init__(self, env: Environment = WORLD) -> None:
-        self.env = env
-
-    def __call__(self) -> Environment:
-        return self.env
 
 
 class RegisterImage:
@@ -110,12 +100,12 @@ def bus() -> SimulatedBus:
 
 
 @pytest.fixture
-def world() -> World:
-    return World()
+def world() -> FixedEnvironment:
+    return FixedEnvironment(WORLD)
 
 
 @pytest.fixture
-def sim(bus: SimulatedBus, clock: SimClock, world: World) -> SimBME280:
+def sim(bus: SimulatedBus, clock: SimClock, world: FixedEnvironment) -> SimBME280:
     chip = SimBME280(world, clock)
     bus.attach(chip)
     return chip
@@ -230,9 +220,9 @@ def test_round_trip_world_to_driver(
     ],
 )
 def test_round_trip_with_negative_h4_h5_trimming(
-    bus: SimulatedBus, clock: SimClock, world: World, sim: SimBME280, env: Environment
+    bus: SimulatedBus, clock: SimClock, world: FixedEnvironment, sim: SimBME280, env: Environment
 ) -> None:
-    world.env = env
+    world.now = env
     sim.load_trimming(replace(Trimming(), h2=380, h4=-20, h5=-45, h6=-20, h3=5))
     reading = BME280(bus, clock=clock).read()
     assert reading.temperature_c == pytest.approx(env.temperature_c, abs=0.01)
@@ -241,11 +231,11 @@ def test_round_trip_with_negative_h4_h5_trimming(
 
 
 def test_follows_the_world_between_reads(
-    bus: SimulatedBus, clock: SimClock, world: World, sim: SimBME280
+    bus: SimulatedBus, clock: SimClock, world: FixedEnvironment, sim: SimBME280
 ) -> None:
     sensor = BME280(bus, clock=clock)
     first = sensor.read()
-    world.env = replace(WORLD, temperature_c=30.0, humidity_rh=70.0)
+    world.set(temperature_c=30.0, humidity_rh=70.0)
     second = sensor.read()
     assert first.temperature_c == pytest.approx(21.37, abs=0.01)
     assert second.temperature_c == pytest.approx(30.0, abs=0.01)
@@ -253,7 +243,9 @@ def test_follows_the_world_between_reads(
     assert sim.measurements == 2
 
 
-def test_bmp280_reports_no_humidity(bus: SimulatedBus, clock: SimClock, world: World) -> None:
+def test_bmp280_reports_no_humidity(
+    bus: SimulatedBus, clock: SimClock, world: FixedEnvironment
+) -> None:
     bus.attach(SimBME280(world, clock, 0x77, chip_id=0x58))
     sensor = BME280(bus, 0x77, clock=clock)
     reading = sensor.read()
@@ -265,7 +257,9 @@ def test_bmp280_reports_no_humidity(bus: SimulatedBus, clock: SimClock, world: W
     assert not any(t.direction == "w" and t.data[0] in (0xE1, 0xF2) for t in bus.log)
 
 
-def test_unknown_chip_id_is_refused(bus: SimulatedBus, clock: SimClock, world: World) -> None:
+def test_unknown_chip_id_is_refused(
+    bus: SimulatedBus, clock: SimClock, world: FixedEnvironment
+) -> None:
     bus.attach(SimBME280(world, clock, chip_id=0x61))  # a BME680 answers at 0x76
     with pytest.raises(DeviceAbsentError, match="0x61"):
         BME280(bus, clock=clock).start()
@@ -391,10 +385,10 @@ def test_corrupt_crc_fault_has_no_effect_on_a_chip_without_crc(
 
 
 def test_iir_filter_lags_a_step(
-    bus: SimulatedBus, clock: SimClock, world: World, sim: SimBME280
+    bus: SimulatedBus, clock: SimClock, world: FixedEnvironment, sim: SimBME280
 ) -> None:
     sensor = BME280(bus, clock=clock, oversampling=(16, 16, 1), iir_filter=4)
     assert sensor.read().temperature_c == pytest.approx(21.37, abs=0.01)
-    world.env = replace(WORLD, temperature_c=25.37)
+    world.set(temperature_c=25.37)
     # coefficient 4: a quarter of the step per sample (on the raw value, close to linear)
     assert sensor.read().temperature_c == pytest.approx(22.37, abs=0.05)

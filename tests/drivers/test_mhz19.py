@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
 from drivers.errors import CrcError, ProtocolError, SensorTimeoutError
@@ -12,7 +10,7 @@ from hil.chips.mhz19 import SimMHZ19
 from hil.clock import SimClock
 from hil.faults import ChipFaults
 from hil.uart import SimulatedSerial
-from hil.world import Environment
+from hil.world import Environment, FixedEnvironment
 
 WORLD = Environment(
     temperature_c=22.0,
@@ -23,14 +21,6 @@ WORLD = Environment(
     dirt=0.1,
 )
 READ_REQUEST = bytes.fromhex("ff0186000000000079")  # datasheet "read CO2" command
-
-
-class World:
-    def __init__(self, env: Environment = WORLD) -> None:
-        self.env = env
-
-    def __call__(self) -> Environment:
-        return self.env
 
 
 class Scripted:
@@ -50,12 +40,12 @@ def clock() -> SimClock:
 
 
 @pytest.fixture
-def world() -> World:
-    return World()
+def world() -> FixedEnvironment:
+    return FixedEnvironment(WORLD)
 
 
 @pytest.fixture
-def sim(world: World, clock: SimClock) -> SimMHZ19:
+def sim(world: FixedEnvironment, clock: SimClock) -> SimMHZ19:
     return SimMHZ19(world, clock)
 
 
@@ -93,11 +83,11 @@ def test_start_proves_the_sensor_answers(
     assert sim.received == [0x86]
 
 
-def test_follows_the_world(port: SimulatedSerial, world: World, clock: SimClock) -> None:
+def test_follows_the_world(port: SimulatedSerial, world: FixedEnvironment, clock: SimClock) -> None:
     sensor = MHZ19(port, clock=clock)
-    world.env = replace(WORLD, co2_ppm=415.0)
+    world.set(co2_ppm=415.0)
     assert sensor.read().co2_ppm == 415
-    world.env = replace(WORLD, co2_ppm=2890.6)
+    world.set(co2_ppm=2890.6)
     assert sensor.read().co2_ppm == 2891
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import struct
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import pytest
 
@@ -21,7 +21,7 @@ from hil.bus import SimulatedBus, nack
 from hil.chips.scd30 import SimSCD30
 from hil.clock import SimClock
 from hil.faults import ChipFaults
-from hil.world import Environment
+from hil.world import Environment, FixedEnvironment
 
 AIR = Environment(
     temperature_c=22.5,
@@ -39,21 +39,11 @@ def as_float32(value: float) -> float:
     return result
 
 
-class Air:
-    """A settable environment source."""
-
-    def __init__(self) -> None:
-        self.now = AIR
-
-    def __call__(self) -> Environment:
-        return self.now
-
-
 @dataclass
 class Rig:
     clock: SimClock
     bus: SimulatedBus
-    air: Air
+    air: FixedEnvironment
     sim: SimSCD30
     driver: SCD30
 
@@ -65,7 +55,7 @@ class Rig:
 def rig() -> Rig:
     clock = SimClock()
     bus = SimulatedBus()
-    air = Air()
+    air = FixedEnvironment(AIR)
     sim = SimSCD30(air, clock)
     bus.attach(sim)
     return Rig(clock, bus, air, sim, SCD30(bus, clock=clock))
@@ -181,7 +171,7 @@ def test_read_waits_one_interval_for_the_first_sample(rig: Rig) -> None:
 def test_restart_while_measuring_retriggers_without_stop(rig: Rig) -> None:
     rig.driver.start()
     first = rig.driver.read()
-    rig.air.now = replace(AIR, co2_ppm=950.0)
+    rig.air.set(co2_ppm=950.0)
     restarted = SCD30(rig.bus, clock=rig.clock)  # an agent restart: the chip never stopped
     restarted.start()
     assert 0x0104 not in rig.sim.received
@@ -199,7 +189,7 @@ def test_stop_ends_measurement(rig: Rig) -> None:
 
 
 def test_non_finite_value_is_a_protocol_error(rig: Rig) -> None:
-    rig.air.now = replace(AIR, co2_ppm=math.nan)
+    rig.air.set(co2_ppm=math.nan)
     rig.driver.start()
     with pytest.raises(ProtocolError, match="co2"):
         rig.driver.read()

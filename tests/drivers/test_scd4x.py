@@ -19,7 +19,7 @@ from hil.bus import SimulatedBus, Transfer
 from hil.chips.scd4x import SimSCD4x
 from hil.clock import SimClock
 from hil.faults import ChipFaults
-from hil.world import Environment
+from hil.world import DEFAULT_ENVIRONMENT, FixedEnvironment
 
 ADDRESS = 0x62
 T_LSB = 175 / 65535
@@ -27,22 +27,8 @@ RH_LSB = 100 / 65535
 PERIOD_S = 5.0  # datasheet: one sample every 5 s in periodic measurement
 
 
-class Conditions:
-    """A settable environment for the simulated chip."""
-
-    def __init__(self, **values: float) -> None:
-        base = Environment(
-            temperature_c=21.0,
-            humidity_rh=40.0,
-            pressure_pa=101_325.0,
-            co2_ppm=650.0,
-            filter_dp_pa=80.0,
-            dirt=0.1,
-        )
-        self.now = replace(base, **values)
-
-    def __call__(self) -> Environment:
-        return self.now
+# What every rig's air starts as; a test overrides some quantities through make_rig.
+AIR = replace(DEFAULT_ENVIRONMENT, temperature_c=21.0, humidity_rh=40.0, co2_ppm=650.0)
 
 
 @dataclass
@@ -50,7 +36,7 @@ class Rig:
     clock: SimClock
     bus: SimulatedBus
     chip: SimSCD4x
-    env: Conditions
+    env: FixedEnvironment
 
     def driver(self, **options: float) -> SCD4x:
         return SCD4x(self.bus, clock=self.clock, **options)  # type: ignore[arg-type]
@@ -62,7 +48,7 @@ class Rig:
 def make_rig(**env_values: float) -> Rig:
     clock = SimClock(start=100.0)
     bus = SimulatedBus(log_size=4096)
-    env = Conditions(**env_values)
+    env = FixedEnvironment(AIR, **env_values)
     chip = SimSCD4x(env, clock)
     bus.attach(chip)
     return Rig(clock, bus, chip, env)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import pytest
 
@@ -13,7 +13,7 @@ from hil.bus import SimulatedBus, nack
 from hil.chips.sdp8xx import SimSDP3x, SimSDP8xx
 from hil.clock import SimClock
 from hil.faults import ChipFaults
-from hil.world import Environment
+from hil.world import Environment, FixedEnvironment
 
 AIR = Environment(
     temperature_c=22.5,
@@ -25,32 +25,22 @@ AIR = Environment(
 )
 
 
-class Air:
-    """A settable environment source."""
-
-    def __init__(self) -> None:
-        self.now = AIR
-
-    def __call__(self) -> Environment:
-        return self.now
-
-
 @dataclass
 class Rig:
     clock: SimClock
     bus: SimulatedBus
-    air: Air
+    air: FixedEnvironment
     sim: SimSDP8xx
     driver: SDP8xx
 
     def set_dp(self, pa: float) -> None:
-        self.air.now = replace(AIR, filter_dp_pa=pa)
+        self.air.set(filter_dp_pa=pa)
 
 
 def make_rig(sim_factory: type[SimSDP8xx] = SimSDP8xx, **sim_options: int) -> Rig:
     clock = SimClock()
     bus = SimulatedBus()
-    air = Air()
+    air = FixedEnvironment(AIR)
     sim = sim_factory(air, clock, **sim_options)
     bus.attach(sim)
     driver = SDP3x(bus, clock=clock) if sim_factory is SimSDP3x else SDP8xx(bus, clock=clock)

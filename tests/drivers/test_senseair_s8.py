@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
 from drivers.errors import CrcError, ProtocolError, SensorError, SensorTimeoutError
@@ -18,7 +16,7 @@ from hil.chips.senseair_s8 import SimSenseairS8
 from hil.clock import SimClock
 from hil.faults import ChipFaults
 from hil.uart import SimulatedSerial
-from hil.world import Environment
+from hil.world import Environment, FixedEnvironment
 
 WORLD = Environment(
     temperature_c=22.0,
@@ -30,14 +28,6 @@ WORLD = Environment(
 )
 READ_CO2_REQUEST = bytes.fromhex("fe0400030001d5c5")  # Senseair S8 Modbus doc example
 READ_STATUS_REQUEST = bytes.fromhex("fe040000000125c5")
-
-
-class World:
-    def __init__(self, env: Environment = WORLD) -> None:
-        self.env = env
-
-    def __call__(self) -> Environment:
-        return self.env
 
 
 class Scripted:
@@ -57,12 +47,12 @@ def clock() -> SimClock:
 
 
 @pytest.fixture
-def world() -> World:
-    return World()
+def world() -> FixedEnvironment:
+    return FixedEnvironment(WORLD)
 
 
 @pytest.fixture
-def sim(world: World, clock: SimClock) -> SimSenseairS8:
+def sim(world: FixedEnvironment, clock: SimClock) -> SimSenseairS8:
     return SimSenseairS8(world, clock)
 
 
@@ -99,10 +89,10 @@ def test_decodes_a_documented_answer(clock: SimClock) -> None:
     assert SenseairS8(port, clock=clock).read_input_registers(SPACE_CO2) == [400]
 
 
-def test_follows_the_world(port: SimulatedSerial, world: World, clock: SimClock) -> None:
+def test_follows_the_world(port: SimulatedSerial, world: FixedEnvironment, clock: SimClock) -> None:
     sensor = SenseairS8(port, clock=clock)
     sensor.start()
-    world.env = replace(WORLD, co2_ppm=1612.0)
+    world.set(co2_ppm=1612.0)
     assert sensor.read().co2_ppm == 1612
 
 

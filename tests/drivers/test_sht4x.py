@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import pytest
 
@@ -13,7 +13,7 @@ from hil.bus import SimulatedBus, Transfer, nack
 from hil.chips.sht4x import SimSHT4x
 from hil.clock import SimClock
 from hil.faults import ChipFaults
-from hil.world import Environment
+from hil.world import FixedEnvironment
 
 ADDRESS = 0x44
 # One LSB of the 16-bit outputs, datasheet conversion: 175 degC and 125 %RH over 65535 steps.
@@ -21,37 +21,19 @@ T_LSB = 175 / 65535
 RH_LSB = 125 / 65535
 
 
-class Conditions:
-    """A settable environment for the simulated chip."""
-
-    def __init__(self, **values: float) -> None:
-        base = Environment(
-            temperature_c=21.5,
-            humidity_rh=45.0,
-            pressure_pa=101_325.0,
-            co2_ppm=600.0,
-            filter_dp_pa=80.0,
-            dirt=0.1,
-        )
-        self.now = replace(base, **values)
-
-    def __call__(self) -> Environment:
-        return self.now
-
-
 @dataclass
 class Rig:
     clock: SimClock
     bus: SimulatedBus
     chip: SimSHT4x
-    env: Conditions
+    env: FixedEnvironment
     driver: SHT4x
 
 
 def make_rig(**env_values: float) -> Rig:
     clock = SimClock()
     bus = SimulatedBus()
-    env = Conditions(**env_values)
+    env = FixedEnvironment(**env_values)
     chip = SimSHT4x(env, clock)
     bus.attach(chip)
     return Rig(clock, bus, chip, env, SHT4x(bus, clock=clock))
@@ -121,7 +103,7 @@ def test_read_returns_the_environment_within_one_lsb() -> None:
 def test_humidity_is_cropped_to_the_physical_range() -> None:
     rig = make_rig(humidity_rh=100.0)
     assert rig.driver.read().humidity_rh == pytest.approx(100.0, abs=RH_LSB)
-    rig.env.now = replace(rig.env.now, humidity_rh=0.0)
+    rig.env.set(humidity_rh=0.0)
     humidity = rig.driver.read().humidity_rh
     assert humidity is not None and 0.0 <= humidity <= RH_LSB
 
