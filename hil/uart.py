@@ -68,3 +68,15 @@ class SimulatedSerial:
 
     def close(self) -> None:
         self.is_open = False
+
+
+class ScriptedUARTDevice:
+    """A far end that answers every write with the same bytes: a malformed or foreign answer on
+    demand, for testing how a driver copes with what no well-behaved simulator would send."""
+
+    def __init__(self, answer: bytes) -> None:
+        self.faults = ChipFaults()
+        self.answer = answer
+
+    def feed(self, data: bytes) -> bytes:
+        return self.answer

@@ -8,8 +8,7 @@ from drivers.errors import CrcError, ProtocolError, SensorTimeoutError
 from drivers.mhz19 import MHZ19, READ_CO2, build_request, mhz19_checksum
 from hil.chips.mhz19 import SimMHZ19
 from hil.clock import SimClock
-from hil.faults import ChipFaults
-from hil.uart import SimulatedSerial
+from hil.uart import ScriptedUARTDevice, SimulatedSerial
 from hil.world import Environment, FixedEnvironment
 
 WORLD = Environment(
@@ -21,17 +20,6 @@ WORLD = Environment(
     dirt=0.1,
 )
 READ_REQUEST = bytes.fromhex("ff0186000000000079")  # datasheet "read CO2" command
-
-
-class Scripted:
-    """A far end that answers every write with fixed bytes (malformed answers on demand)."""
-
-    def __init__(self, answer: bytes) -> None:
-        self.faults = ChipFaults()
-        self.answer = answer
-
-    def feed(self, data: bytes) -> bytes:
-        return self.answer
 
 
 @pytest.fixture
@@ -72,7 +60,7 @@ def test_read_sends_the_datasheet_request(port: SimulatedSerial, clock: SimClock
 
 
 def test_decodes_a_datasheet_answer(clock: SimClock) -> None:
-    port = SimulatedSerial(Scripted(bytes.fromhex("ff86026047000000d1")))
+    port = SimulatedSerial(ScriptedUARTDevice(bytes.fromhex("ff86026047000000d1")))
     assert MHZ19(port, clock=clock).read_co2_ppm() == 0x0260
 
 
@@ -170,7 +158,7 @@ def test_transient_silence_then_recovery(
 
 
 def test_short_answer(clock: SimClock) -> None:
-    port = SimulatedSerial(Scripted(bytes.fromhex("ff8604d2")))
+    port = SimulatedSerial(ScriptedUARTDevice(bytes.fromhex("ff8604d2")))
     with pytest.raises(SensorTimeoutError, match="4 of 9 bytes"):
         MHZ19(port, clock=clock).read()
 
@@ -179,7 +167,7 @@ def test_short_answer(clock: SimClock) -> None:
 def test_wrong_header(clock: SimClock, answer: str) -> None:
     frame = bytearray(bytes.fromhex(answer)[:9])
     frame[8] = mhz19_checksum(frame)
-    port = SimulatedSerial(Scripted(bytes(frame)))
+    port = SimulatedSerial(ScriptedUARTDevice(bytes(frame)))
     with pytest.raises(ProtocolError):
         MHZ19(port, clock=clock).read()
 

@@ -14,8 +14,7 @@ from drivers.senseair_s8 import (
 )
 from hil.chips.senseair_s8 import SimSenseairS8
 from hil.clock import SimClock
-from hil.faults import ChipFaults
-from hil.uart import SimulatedSerial
+from hil.uart import ScriptedUARTDevice, SimulatedSerial
 from hil.world import Environment, FixedEnvironment
 
 WORLD = Environment(
@@ -28,17 +27,6 @@ WORLD = Environment(
 )
 READ_CO2_REQUEST = bytes.fromhex("fe0400030001d5c5")  # Senseair S8 Modbus doc example
 READ_STATUS_REQUEST = bytes.fromhex("fe040000000125c5")
-
-
-class Scripted:
-    """A far end that answers every write with fixed bytes (malformed answers on demand)."""
-
-    def __init__(self, answer: bytes) -> None:
-        self.faults = ChipFaults()
-        self.answer = answer
-
-    def feed(self, data: bytes) -> bytes:
-        return self.answer
 
 
 @pytest.fixture
@@ -85,7 +73,7 @@ def test_read_on_the_wire(port: SimulatedSerial, clock: SimClock) -> None:
 
 
 def test_decodes_a_documented_answer(clock: SimClock) -> None:
-    port = SimulatedSerial(Scripted(bytes.fromhex("fe04020190acd8")))
+    port = SimulatedSerial(ScriptedUARTDevice(bytes.fromhex("fe04020190acd8")))
     assert SenseairS8(port, clock=clock).read_input_registers(SPACE_CO2) == [400]
 
 
@@ -188,7 +176,7 @@ def test_no_answer(port: SimulatedSerial, sim: SimSenseairS8, clock: SimClock, f
 
 
 def test_short_answer(clock: SimClock) -> None:
-    port = SimulatedSerial(Scripted(bytes.fromhex("fe040203")))
+    port = SimulatedSerial(ScriptedUARTDevice(bytes.fromhex("fe040203")))
     with pytest.raises(SensorTimeoutError, match="4 bytes"):
         SenseairS8(port, clock=clock).read_input_registers(SPACE_CO2)
 
@@ -197,7 +185,7 @@ def test_short_answer(clock: SimClock) -> None:
 def test_wrong_header(clock: SimClock, answer: str) -> None:
     frame = bytes.fromhex(answer)
     frame = frame + crc16_modbus(frame).to_bytes(2, "little")
-    port = SimulatedSerial(Scripted(frame))
+    port = SimulatedSerial(ScriptedUARTDevice(frame))
     with pytest.raises(ProtocolError):
         SenseairS8(port, clock=clock).read_input_registers(SPACE_CO2)
 
