@@ -64,6 +64,7 @@ class Agent:
         self.device_id = config.device.id
         self.stop_event = threading.Event()
         self.started_at = time.time()
+        self._monotonic_start = time.monotonic()
         self.jobs: dict[str, PeriodicJob] = {}
         self._alarm_lock = threading.Lock()
         self._last_status: tuple[object, ...] | None = None
@@ -292,7 +293,6 @@ class Agent:
 
     # -- main loop ---------------------------------------------------------------------------
     def run(self) -> int:
-        self._monotonic_start = time.monotonic()
         while not self.stop_event.wait(TICK_S):
             self.tick()
         return ExitCode.OK
