@@ -188,10 +188,10 @@ class _Sensor:
 
 
 def driver_options(sensors: Sequence[SensorSettings]) -> dict[str, dict[str, Any]]:
-    """Extra driver keywords from the sensor entries (SCD4x temperature offset and altitude)."""
+    """Extra driver keywords from the sensor entries (CO2 chips' temperature offset, altitude)."""
     options: dict[str, dict[str, Any]] = {}
     for s in sensors:
-        if s.chip == "scd4x":
+        if s.chip in ("scd4x", "scd30"):
             options[s.name] = {
                 "temperature_offset_c": s.temperature_offset_c,
                 "altitude_m": None if s.altitude_m is None else round(s.altitude_m),

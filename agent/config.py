@@ -75,7 +75,7 @@ I2C_DEFAULT_ADDRESS: Mapping[str, int] = types.MappingProxyType(
     }
 )
 UART_CHIPS: frozenset[str] = frozenset({"mhz19", "senseair_s8"})
-CO2_COMPENSATED_CHIPS: frozenset[str] = frozenset({"scd4x"})
+CO2_COMPENSATED_CHIPS: frozenset[str] = frozenset({"scd4x", "scd30"})
 I2C_ADDRESS_MIN = 0x03
 I2C_ADDRESS_MAX = 0x77
 

@@ -119,6 +119,8 @@ class SCD30:
         clock: Clock = SYSTEM_CLOCK,
         interval_s: int = 2,
         ambient_pressure_mbar: int = 0,
+        temperature_offset_c: float | None = None,
+        altitude_m: int | None = None,
     ) -> None:
         low, high = INTERVAL_RANGE_S
         if not low <= interval_s <= high:
@@ -127,20 +129,28 @@ class SCD30:
         self.clock = clock
         self.interval_s = interval_s
         self.ambient_pressure_mbar = _check_ambient_pressure(ambient_pressure_mbar)
+        self.temperature_offset_c = temperature_offset_c
+        self.altitude_m = altitude_m
         self._device = SensirionDevice(bus, address, sensor=self.chip, clock=clock)
 
     # -- Sensor protocol --------------------------------------------------------------------
     def start(self) -> None:
         """Identify the chip, set the interval and (re)trigger continuous measurement.
 
-        The interval lives in the chip's non-volatile memory, so it is written only when it
-        differs. Re-triggering while the chip already measures is allowed by the interface
-        description, so an agent restart needs no stop first.
+        The interval, the temperature offset and the altitude live in the chip's non-volatile
+        memory, so each is written only when it differs from what is wanted. Re-triggering while
+        the chip already measures is allowed by the interface description, so an agent restart
+        needs no stop first.
         """
         major, minor = self.firmware_version()
         current = self.measurement_interval()
         if current != self.interval_s:
             self._device.send(SET_MEASUREMENT_INTERVAL, [self.interval_s])
+        offset = self.temperature_offset_c
+        if offset is not None and abs(self.temperature_offset() - offset) >= 0.005:
+            self.set_temperature_offset(offset)
+        if self.altitude_m is not None and self.altitude() != self.altitude_m:
+            self.set_altitude(self.altitude_m)
         self._device.send(TRIGGER_CONTINUOUS_MEASUREMENT, [self.ambient_pressure_mbar])
         log.info(
             "scd30 started address=0x%02x firmware=%d.%d interval_s=%d pressure_mbar=%d",

@@ -229,6 +229,17 @@ def test_self_calibration_and_altitude_round_trip(rig: Rig) -> None:
     assert rig.driver.altitude() == 440
 
 
+def test_configured_offset_and_altitude_are_written_only_when_they_differ(rig: Rig) -> None:
+    driver = SCD30(rig.bus, clock=rig.clock, temperature_offset_c=2.5, altitude_m=250)
+    driver.start()
+    assert rig.sim.temperature_offset_centi_k == 250 and rig.sim.altitude_m == 250
+    set_offset, set_altitude = b"\x54\x03", b"\x51\x02"
+    assert any(w[:2] == set_offset and len(w) == 5 for w in rig.writes())
+    rig.bus.log.clear()
+    driver.start()  # an agent restart: the values are in the chip's flash already
+    assert not [w for w in rig.writes() if len(w) == 5 and w[:2] in (set_offset, set_altitude)]
+
+
 def test_soft_reset_waits_for_the_boot_and_keeps_measuring(rig: Rig) -> None:
     rig.driver.start()
     before = rig.clock.monotonic()
