@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import sys
 import tempfile
 import threading
 import time
@@ -115,7 +116,9 @@ class _Printer:
         self.seqs: list[int] = []
         self._lock = threading.Lock()
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id="remotair-demo-view")
+        self.subscribed = threading.Event()
         self.client.on_connect = lambda c, *a: c.subscribe("remotair/v1/#", qos=1)
+        self.client.on_subscribe = lambda *a: self.subscribed.set()
         self.client.on_message = self._on_message
         self.client.connect_async(host, port, keepalive=30)
         self.client.loop_start()
@@ -175,15 +178,18 @@ def run(args: argparse.Namespace) -> int:
         )
         config = load_config(config_file)
         printer = _Printer(host, port)
+        # Watch from the first message on (bounded: with no broker the agent runs regardless).
+        printer.subscribed.wait(timeout=5.0)
         agent = Agent(config, config_file=config_file)
         print(
             f"agent on the simulated board: 7 sensors, 2 cameras, world time x{args.speed:g};"
             f" messages under remotair/v1/{config.device.id}/ ..."
             + (f" (running {args.duration:g} s)" if args.duration else " (Ctrl-C stops)")
         )
+        me = sys.argv[0] if sys.argv[0].endswith("remotair") else "remotair"
         print(
-            f"in another terminal: remotair status --config {config_file}"
-            f"   |   remotair sim unplug scd41 --config {config_file}"
+            f"in another terminal: {me} status --config {config_file}"
+            f"   |   {me} sim unplug scd41 --config {config_file}"
         )
         try:
             agent.start()
