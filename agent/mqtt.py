@@ -509,18 +509,20 @@ class MqttLink:
                 self._next_retry_at = time.time() + delay
             if session.connected_since is not None:
                 log.warning(
-                    "mqtt disconnected broker=%s reason=%s retry_in=%.1fs "
+                    "mqtt disconnected broker=%s reason=%s retry_in=%.1fs buffered=%s "
                     "(unacknowledged messages stay in the outbox)",
                     self._where(),
                     error,
                     delay,
+                    self._buffered(),
                 )
             else:
                 log.warning(
-                    "mqtt connect failed broker=%s error=%s retry_in=%.1fs",
+                    "mqtt connect failed broker=%s error=%s retry_in=%.1fs buffered=%s",
                     self._where(),
                     error,
                     delay,
+                    self._buffered(),
                 )
             self._stopping.wait(delay)
         with self._state_lock:
@@ -737,6 +739,13 @@ class MqttLink:
         if session is not None:
             session.note_put(message)
         self._wake()
+
+    def _buffered(self) -> str:
+        """How many messages wait in the outbox, for the log lines that say we are offline."""
+        try:
+            return str(self.outbox.stats().depth)
+        except OutboxError:
+            return "?"
 
     def _wake(self) -> None:
         with self._wake_cond:

@@ -833,10 +833,10 @@ def test_no_broker_at_all_the_agent_runs_buffers_and_says_so(
     assert str(port) in status["broker"]["last_error"]
     assert status["outbox"]["depth"] >= 8
     assert status["outbox"]["oldest_age_s"] > 0
-    assert any(
-        "mqtt connect failed" in r.getMessage() and str(port) in r.getMessage()
-        for r in caplog.records
-    )
+    said = [r.getMessage() for r in caplog.records if "mqtt connect failed" in r.getMessage()]
+    assert any(str(port) in m for m in said)
+    # The log says that it buffers, and how much.
+    assert any(int(m.rsplit("buffered=", 1)[1]) >= 1 for m in said[1:]), said
     assert running.alive()
     running.stop(flush_timeout_s=0.5)
     assert running.result == [0]
