@@ -1,0 +1,54 @@
+"""The generated parts of docs/ match what the code generates today.
+
+A table in a doc that is written by hand drifts from the code the day a key is added. Each
+generated region sits between ``<!-- BEGIN name -->`` and ``<!-- END name -->`` markers; this test
+compares it with its generator and fails naming the file and the command that rewrites it.
+``REMOTAIR_UPDATE_DOCS=1 pytest tests/docs`` rewrites every region in place (then review the diff).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from agent.config import reference_markdown
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+# (file under docs/, region name, generator)
+GENERATED: list[tuple[str, str, Callable[[], str]]] = [
+    ("configuration.md", "config reference", reference_markdown),
+]
+
+
+def region(name: str) -> re.Pattern[str]:
+    """The text between a region's markers (markers on their own lines)."""
+    return re.compile(
+        rf"(<!-- BEGIN {re.escape(name)} -->\n)(.*?)(<!-- END {re.escape(name)} -->)", re.DOTALL
+    )
+
+
+@pytest.mark.parametrize(("filename", "name", "generate"), GENERATED, ids=[g[1] for g in GENERATED])
+def test_generated_region_is_up_to_date(
+    filename: str, name: str, generate: Callable[[], str]
+) -> None:
+    path = DOCS / filename
+    text = path.read_text(encoding="utf-8")
+    match = region(name).search(text)
+    assert match, f"docs/{filename}: no <!-- BEGIN {name} --> ... <!-- END {name} --> region"
+    expected = generate().rstrip("\n") + "\n"
+    if match.group(2) == expected:
+        return
+    if os.environ.get("REMOTAIR_UPDATE_DOCS") == "1":
+        updated = text[: match.start(2)] + expected + text[match.end(2) :]
+        path.write_text(updated, encoding="utf-8")
+        return
+    pytest.fail(
+        f"docs/{filename}: the generated region '{name}' is out of date; "
+        f"rewrite it with `REMOTAIR_UPDATE_DOCS=1 pytest tests/docs` and review the diff",
+        pytrace=False,
+    )
