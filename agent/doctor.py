@@ -27,6 +27,7 @@ import numpy as np
 
 from agent.board import Board
 from agent.config import Config
+from agent.mqtt.tls import client_context as tls_client_context
 from drivers.camera import frame_problem
 from drivers.errors import CameraError, CrcError, DeviceAbsentError, SensorError, SensorTimeoutError
 from drivers.measurement import Measurement
@@ -383,21 +384,13 @@ def check_broker(config: Config, timeout_s: float = NETWORK_TIMEOUT_S) -> Iterat
     yield _check_connack(config, context, timeout_s)
 
 
-def _tls_context(config: Config) -> ssl.SSLContext:
-    tls = config.mqtt.tls
-    assert tls is not None
-    context = ssl.create_default_context(cafile=str(tls.ca) if tls.ca else None)
-    if tls.cert and tls.key:
-        context.load_cert_chain(str(tls.cert), str(tls.key))
-    return context
-
-
 def _check_tls(
     config: Config, address: str, timeout_s: float
 ) -> tuple[Check, ssl.SSLContext | None]:
     m = config.mqtt
+    assert m.tls is not None
     try:
-        context = _tls_context(config)
+        context = tls_client_context(m.tls)
     except (OSError, ssl.SSLError) as exc:
         return (
             _fail(
