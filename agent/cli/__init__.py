@@ -31,6 +31,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "agent.cli.outbox",
     "agent.cli.label",
     "agent.cli.sim",
+    "agent.cli.model",
 )
 
 
