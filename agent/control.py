@@ -6,7 +6,10 @@ request line answered by one JSON response line, then the connection closes::
 
     -> {"request": "outbox", "peek": 5}
     <- {"ok": true, "result": {...}}
-    <- {"ok": false, "error": "unknown request 'x'; known: alarms, outbox, status"}
+    <- {"ok": false, "code": "unknown_command", "error": "unknown command 'x'; known: ..."}
+
+What the request names is looked up in the agent's :class:`~agent.command_table.CommandTable`,
+the same table MQTT's ``cmd/<name>`` goes through.
 
 The server runs in a background thread; every connection gets its own short-lived thread and a
 bounded read/write timeout, so a client that connects and says nothing cannot hold anything up.
@@ -22,15 +25,14 @@ import os
 import socket
 import stat
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from agent.command_table import CommandReply, CommandTable, Transport
 from agent.errors import ExitCode, RemotairError
 
 log = logging.getLogger(__name__)
-
-Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
 SOCKET_MODE = 0o660
 DEFAULT_TIMEOUT_S = 3.0
@@ -58,23 +60,19 @@ class AgentNotRunning(RemotairError):
         self.path = path
 
 
-class RequestError(ValueError):
-    """A handler's complaint about a request's arguments; sent back as the error text."""
-
-
 class ControlServer:
-    """Serves ``handlers`` (request name -> function of the request dict) on a Unix socket."""
+    """Serves ``commands`` on a Unix socket."""
 
     def __init__(
         self,
         path: Path,
-        handlers: Mapping[str, Handler],
+        commands: CommandTable,
         *,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         mode: int = SOCKET_MODE,
     ) -> None:
         self.path = Path(path)
-        self.handlers = dict(handlers)
+        self.commands = commands
         self.timeout_s = timeout_s
         self.mode = mode
         self._sock: socket.socket | None = None
@@ -183,21 +181,16 @@ class ControlServer:
         try:
             request = json.loads(line)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return {"ok": False, "error": f"request is not JSON: {exc}"}
+            return CommandReply.malformed("", f"request is not JSON: {exc}").to_body()
         if not isinstance(request, dict) or not isinstance(request.get("request"), str):
-            return {"ok": False, "error": 'request must be an object with "request": NAME'}
-        name = request["request"]
-        handler = self.handlers.get(name)
-        if handler is None:
-            known = ", ".join(sorted(self.handlers))
-            return {"ok": False, "error": f"unknown request {name!r}; known: {known}"}
-        try:
-            return {"ok": True, "result": handler(request)}
-        except RequestError as exc:
-            return {"ok": False, "error": str(exc)}
-        except Exception as exc:  # a handler bug must not kill the server thread
-            log.exception("control request failed request=%s", name)
-            return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+            error = 'request must be an object with "request": NAME'
+            return CommandReply.malformed("", error).to_body()
+        arguments = dict(request)
+        name = arguments.pop("request")
+        reply = self.commands.call(
+            name, arguments, transport=Transport.LOCAL, payload_bytes=len(line)
+        )
+        return reply.to_body()
 
     @staticmethod
     def _reply(conn: socket.socket, response: Mapping[str, Any]) -> None:

@@ -17,11 +17,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from agent.agent_commands import agent_command_table
 from agent.alarms import AlarmEngine, AlarmEvent
 from agent.board import Board, open_board
 from agent.config import Config
 from agent.control import ControlServer
-from agent.control_requests import agent_handlers
 from agent.dispatch import Dispatcher
 from agent.errors import ExitCode, RemotairError
 from agent.health import HealthInputs, fingerprint, health_document
@@ -107,11 +107,12 @@ class Agent:
             )
             for name, cam in self.board.cameras.items()
         }
+        self.commands = agent_command_table(self)
         self.link = MqttLink(
             _mqtt_settings(cfg),
             self.outbox,
             self.device_id,
-            on_command=self.handle_command,
+            commands=self.commands,
             status_body=self.status_document,
         )
         if cfg.mqtt.ha_discovery:
@@ -221,32 +222,6 @@ class Agent:
             self.dispatch.send(
                 MessageClass.ALARM, f"alarm/{event.name}", event.to_body(), ts=event.ts
             )
-
-    # -- commands (cmd/<name>) ---------------------------------------------------------------
-    def handle_command(self, name: str, payload: dict[str, object]) -> dict[str, object]:
-        if name == "ping":
-            return {"ok": True, "pong": True, "uptime_s": round(time.time() - self.started_at, 1)}
-        if name == "read":
-            result = self.sample_round()
-            return {"ok": not result.faults, **result.telemetry_body(self.board.sensor_info)}
-        if name == "snapshot":
-            wanted = payload.get("camera")
-            names = [str(wanted)] if wanted else list(self.takers)
-            unknown = [n for n in names if n not in self.takers]
-            if unknown:
-                return {"ok": False, "error": f"unknown camera {unknown[0]!r}"}
-            out: dict[str, object] = {}
-            ok = True
-            for n in names:
-                r = self.snapshot(n)
-                if r.error is not None:
-                    out[n], ok = {"error": r.error}, False
-                elif r.verdict is not None:
-                    out[n] = r.verdict_body()
-                else:  # vision off (or the classifier failed): the picture was still taken
-                    out[n] = {"snapshot": r.file.name if r.file else None, "verdict": None}
-            return {"ok": ok, "cameras": out}
-        return {"ok": False, "error": f"unknown command {name!r}; known: ping, read, snapshot"}
 
     # -- health ------------------------------------------------------------------------------
     def status_document(self) -> dict[str, Any]:
@@ -410,7 +385,7 @@ def _classifier(cfg: Config, state_dir: Path) -> Classifier | None:
 def _start_control(agent: Agent) -> ControlServer | None:
     """Serve the CLI's control socket; a failure is logged, never fatal (sampling comes first)."""
     path = Path(agent.config.control.socket)
-    server = ControlServer(path, agent_handlers(agent))
+    server = ControlServer(path, agent.commands)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         server.start()

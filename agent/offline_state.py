@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from agent.alarm_state import AlarmStateFile
-from agent.control_requests import alarms_report, outbox_report
 from agent.errors import ExitCode, RemotairError
 from agent.outbox import OutboxMessage, SetAsideMessage
+from agent.reports import alarms_report, outbox_report
 from agent.wire import MessageClass
 
 OUTBOX_FILE = "outbox.sqlite"

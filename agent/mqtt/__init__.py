@@ -9,7 +9,6 @@
 * :mod:`~agent.mqtt.describe`: one plain line per connection failure.
 """
 
-from agent.mqtt.commands import CommandHandler
 from agent.mqtt.drain import DELETE_BATCH
 from agent.mqtt.link import LinkState, MqttLink, backoff_delay
 from agent.mqtt.session import HANDOVER_FACTOR
@@ -18,7 +17,6 @@ from agent.mqtt.settings import MqttError, MqttSettings, TlsSettings
 __all__ = [
     "DELETE_BATCH",
     "HANDOVER_FACTOR",
-    "CommandHandler",
     "LinkState",
     "MqttError",
     "MqttLink",

@@ -1,25 +1,51 @@
-"""Commands arriving on ``cmd/<name>``: parsed, run on a small worker pool, answered through the
-outbox on ``result/<name>`` (or an MQTT 5 response topic) so a slow command never stalls paho."""
+"""Commands arriving on ``cmd/<name>``: read, run through the agent's command table on a small
+worker pool (so a slow command never stalls paho), answered through the outbox on
+``result/<name>`` (or an MQTT 5 response topic) with the request's ``id``."""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import paho.mqtt.client as paho
 
 from agent import wire
-from agent.errors import describe_exception
+from agent.command_table import CommandReply, CommandTable, Transport
 from agent.mqtt.settings import MqttSettings
 from agent.outbox import MessageClass, Outbox, OutboxError
 
-__all__ = ["CommandHandler", "CommandRunner"]
+__all__ = ["CommandRunner", "read_request"]
 
 log = logging.getLogger(__name__)
 
-CommandHandler = Callable[[str, dict[str, object]], dict[str, object]]
+ENVELOPE_FIELDS = ("id",)
+"""The transport's own fields of a command body; the rest are the command's arguments."""
+
+
+class MalformedCommand(ValueError):
+    """The body cannot be read as a command."""
+
+
+def read_request(payload: bytes) -> tuple[str | int | None, dict[str, Any]]:
+    """A command body -> (request id, arguments). Raises :class:`MalformedCommand`."""
+    try:
+        request = json.loads(payload.decode("utf-8")) if payload else {}
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MalformedCommand(f"malformed command: {exc}") from exc
+    if not isinstance(request, dict):
+        raise MalformedCommand(
+            f"malformed command: the body is a JSON {type(request).__name__}, not an object"
+        )
+    request_id = request.get("id")
+    if request_id is not None and (
+        isinstance(request_id, bool) or not isinstance(request_id, str | int)
+    ):
+        raise MalformedCommand("malformed command: id must be a string or an integer")
+    arguments = {k: v for k, v in request.items() if k not in ENVELOPE_FIELDS}
+    return request_id, arguments
 
 
 class CommandRunner:
@@ -30,14 +56,14 @@ class CommandRunner:
         settings: MqttSettings,
         outbox: Outbox,
         device_id: str,
-        on_command: CommandHandler | None,
+        commands: CommandTable | None,
         *,
         record_error: Callable[[str], None],
     ) -> None:
         self.settings = settings
         self.outbox = outbox
         self.device_id = device_id
-        self._on_command = on_command
+        self.commands = commands if commands is not None else CommandTable([])
         self._record_error = record_error
         self._workers: ThreadPoolExecutor | None = None
 
@@ -72,30 +98,18 @@ class CommandRunner:
     def run(
         self, name: str, payload: bytes, response_topic: str | None, correlation: bytes | None
     ) -> None:
-        request_id: object = None
-        body: dict[str, object]
+        """Run one command and queue its result (a worker thread)."""
+        request_id: str | int | None = None
         try:
-            request = json.loads(payload.decode("utf-8")) if payload else {}
-            if not isinstance(request, dict):
-                raise ValueError(f"command body is a JSON {type(request).__name__}, not an object")
-            request_id = request.get("id")
-            if request_id is not None and (
-                isinstance(request_id, bool) or not isinstance(request_id, str | int)
-            ):
-                request_id = None
-                raise ValueError("command id must be a string or an integer")
-            if self._on_command is None:
-                raise ValueError("this agent takes no commands")
-            reply = self._on_command(name, request)
-            if not isinstance(reply, Mapping):
-                raise TypeError(f"command {name} returned {type(reply).__name__}, not a dict")
-            body = {"command": name, "id": request_id, "ok": True, "result": dict(reply)}
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            body = {"command": name, "id": None, "ok": False, "error": f"malformed command: {exc}"}
-        except Exception as exc:
-            text, _ = describe_exception(exc)
-            body = {"command": name, "id": request_id, "ok": False, "error": text}
-        log.info("mqtt command name=%s id=%s ok=%s", name, request_id, body["ok"])
+            request_id, arguments = read_request(payload)
+        except MalformedCommand as exc:
+            reply = CommandReply.malformed(name, str(exc))
+        else:
+            reply = self.commands.call(
+                name, arguments, transport=Transport.REMOTE, payload_bytes=len(payload)
+            )
+        body = {"command": name, "id": request_id, **reply.to_body()}
+        log.info("mqtt command name=%s id=%s ok=%s", name, request_id, reply.ok)
         self._put_result(name, body, response_topic, correlation)
 
     def _put_result(

@@ -27,8 +27,9 @@ from typing import Any
 import paho.mqtt.client as paho
 
 from agent import wire
+from agent.command_table import CommandTable
 from agent.errors import describe_exception
-from agent.mqtt.commands import CommandHandler, CommandRunner
+from agent.mqtt.commands import CommandRunner
 from agent.mqtt.drain import OutboxDrain
 from agent.mqtt.session import Session
 from agent.mqtt.settings import MqttError, MqttSettings
@@ -62,6 +63,8 @@ def backoff_delay(attempt: int, low: float, high: float, rng: random.Random) -> 
 class MqttLink:
     """Keeps one device connected to one broker and drains its outbox there.
 
+    ``commands`` answers ``cmd/<name>`` (as remote calls); without it every command is unknown.
+
     ``_state_lock`` guards what :meth:`state` reports (current session, last error, next retry);
     the drain and each session keep their own locks.
     """
@@ -72,7 +75,7 @@ class MqttLink:
         outbox: Outbox,
         device_id: str,
         *,
-        on_command: CommandHandler | None = None,
+        commands: CommandTable | None = None,
         status_body: Callable[[], dict[str, object]],
         rng: random.Random | None = None,
     ) -> None:
@@ -91,7 +94,7 @@ class MqttLink:
         self._threads: list[threading.Thread] = []
         self._drain = OutboxDrain(outbox, record_error=self._record_error)
         self._commands = CommandRunner(
-            settings, outbox, self.device_id, on_command, record_error=self._record_error
+            settings, outbox, self.device_id, commands, record_error=self._record_error
         )
         outbox.add_listener(self._drain.message_put)
 

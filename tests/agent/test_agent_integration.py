@@ -36,6 +36,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from agent import daemon
+from agent.command_table import Transport
 from agent.config import parse_config
 from agent.daemon import Agent
 from agent.outbox import MessageClass, Outbox, OutboxError, OutboxMessage
@@ -789,9 +790,17 @@ def test_commands_ping_read_snapshot_answered_with_the_correlation_id(
     publish_command(mosquitto, "read", {"id": 42})
     publish_command(mosquitto, "snapshot", {"id": "s-1", "camera": "upstream"})
     publish_command(mosquitto, "snapshot", {"id": "s-2", "camera": "nope"})
+    publish_command(mosquitto, "status", {"id": "st-1"})
+    publish_command(mosquitto, "reboot", {"id": "r-1"})
+    publish_command(mosquitto, "sim", {"id": "sim-1", "name": "scd41", "broken": True})
     messages = watcher.wait_for(
         lambda ms: (
-            has("result/ping")(ms) and has("result/read")(ms) and has("result/snapshot", 2)(ms)
+            has("result/ping")(ms)
+            and has("result/read")(ms)
+            and has("result/snapshot", 2)(ms)
+            and has("result/status")(ms)
+            and has("result/reboot")(ms)
+            and has("result/sim")(ms)
         ),
         timeout=20,
     )
@@ -809,8 +818,19 @@ def test_commands_ping_read_snapshot_answered_with_the_correlation_id(
     assert good["ok"] is True, good
     stored = good["cameras"]["upstream"]["snapshot"]
     assert (tmp_path / "state" / "snapshots" / stored).is_file()
-    bad = snapshots["s-2"]["result"]
-    assert bad["ok"] is False and "nope" in bad["error"]
+    bad = snapshots["s-2"]
+    assert (bad["ok"], bad["code"]) == (False, "failed") and "nope" in bad["error"], bad
+    # cmd/status and `remotair status` are the same row of the same table.
+    status = docs(messages, "result/status")[0]
+    local = running.agent.commands.call("status", {}, transport=Transport.LOCAL)
+    assert status["ok"] is True and local.result is not None
+    assert set(status["result"]) == set(local.result) >= {"device", "pid", "sensors", "broker"}
+    reboot = docs(messages, "result/reboot")[0]
+    assert (reboot["ok"], reboot["code"]) == (False, "unknown_command"), reboot
+    sim = docs(messages, "result/sim")[0]
+    assert (sim["ok"], sim["code"]) == (False, "local_only"), sim
+    simulated = running.agent.board.sim
+    assert simulated is not None and not simulated.faults("scd41").absent
     assert running.alive()
 
 

@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 from agent.alarm_state import ActiveAlarm, AlarmStateFile
-from agent.control_requests import outbox_report
 from agent.offline_state import StateDir
 from agent.outbox import MessageClass, Outbox
+from agent.reports import outbox_report
 
 
 def digest(directory: Path) -> dict[str, str]:

@@ -18,6 +18,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from agent import homeassistant, wire
+from agent.command_table import Command, CommandArgs, CommandTable, NoArgs
 from agent.mqtt import (
     DELETE_BATCH,
     HANDOVER_FACTOR,
@@ -399,14 +400,27 @@ def test_commands_answered_with_correlation_id_off_the_network_thread(
 ) -> None:
     threads: list[str] = []
 
-    def on_command(name: str, payload: dict[str, object]) -> dict[str, object]:
+    class PingArgs(CommandArgs):
+        n: int | None = None
+
+    def ping(args: PingArgs) -> dict[str, object]:
         threads.append(threading.current_thread().name)
-        if name == "explode":
-            raise RuntimeError("camera 0 is not answering")
-        return {"pong": payload.get("n")}
+        return {"pong": args.n}
+
+    def explode(args: NoArgs) -> dict[str, object]:
+        threads.append(threading.current_thread().name)
+        raise RuntimeError("camera 0 is not answering")
+
+    commands = CommandTable(
+        [
+            Command("ping", PingArgs, ping, "answers", remote=True),
+            Command("explode", NoArgs, explode, "breaks", remote=True),
+            Command("local", NoArgs, explode, "the control socket only"),
+        ]
+    )
 
     watcher = subscribe(mosquitto, f"remotair/v1/{DEVICE}/result/#")
-    link = links(settings_for(mosquitto, protocol), outbox, on_command=on_command)
+    link = links(settings_for(mosquitto, protocol), outbox, commands=commands)
     wait_until(lambda: link.state().connected, 5, "connected")
     time.sleep(0.2)  # the command subscription is acknowledged
     sender = watcher.client
@@ -414,7 +428,10 @@ def test_commands_answered_with_correlation_id_off_the_network_thread(
     sender.publish(f"{cmd}/ping", json.dumps({"id": "req-1", "n": 7}), qos=1)
     sender.publish(f"{cmd}/ping", b"{not json", qos=1)
     sender.publish(f"{cmd}/explode", json.dumps({"id": 42}), qos=1)
-    received = watcher.wait_for(lambda ms: len(ms) >= 3)
+    sender.publish(f"{cmd}/reboot", json.dumps({"id": "r1"}), qos=1)
+    sender.publish(f"{cmd}/local", json.dumps({"id": "l1"}), qos=1)
+    sender.publish(f"{cmd}/ping", json.dumps({"id": "bad-arg", "n": "seven"}), qos=1)
+    received = watcher.wait_for(lambda ms: len(ms) >= 6)
     results = {(d["command"], d["id"]): d for d in docs(received, "")}
     ok = results[("ping", "req-1")]
     assert ok["ok"] is True and ok["result"] == {"pong": 7}
@@ -422,6 +439,13 @@ def test_commands_answered_with_correlation_id_off_the_network_thread(
     assert malformed["ok"] is False and "malformed command" in str(malformed["error"])
     failed = results[("explode", 42)]
     assert failed["ok"] is False and "camera 0 is not answering" in str(failed["error"])
+    unknown = results[("reboot", "r1")]
+    assert (unknown["ok"], unknown["code"]) == (False, "unknown_command"), unknown
+    assert "known: explode, ping" in str(unknown["error"]), unknown
+    local = results[("local", "l1")]
+    assert (local["ok"], local["code"]) == (False, "local_only"), local
+    bad = results[("ping", "bad-arg")]
+    assert (bad["ok"], bad["code"]) == (False, "bad_arguments"), bad
     assert all(isinstance(d["seq"], int) for d in results.values())
     assert threads and all(name.startswith("remotair-cmd") for name in threads), threads
 
@@ -433,7 +457,13 @@ def test_mqtt5_response_topic_and_correlation_data(
     subscribe: Callable[..., Subscriber],
 ) -> None:
     watcher = subscribe(mosquitto, "replies/operator-1")
-    link = links(settings_for(mosquitto, "5"), outbox, on_command=lambda name, p: {"pong": True})
+    link = links(
+        settings_for(mosquitto, "5"),
+        outbox,
+        commands=CommandTable(
+            [Command("ping", NoArgs, lambda _: {"pong": True}, "answers", remote=True)]
+        ),
+    )
     wait_until(lambda: link.state().connected, 5, "connected")
     time.sleep(0.2)
     properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
