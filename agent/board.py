@@ -1,61 +1,44 @@
-"""Turn the ``[board]`` description into live drivers: real buses on a board, simulators otherwise.
+"""Turn the ``[board]`` description into live drivers, through the factory its ``kind`` names.
 
-This is the only place that opens device files (``/dev/i2c-N``, serial ports, cameras). A part that
-cannot be opened does not stop the others: it becomes an :class:`UnavailableSensor` /
-:class:`UnavailableCamera` whose every use raises the error that explains why, so the agent reports
-it as a fault and the technician sees it named.
+As gpiozero picks its pin factory by name, a board comes from the factory in
+:data:`BOARD_FACTORIES`: :mod:`agent.board_pi` opens real buses, serial ports and cameras;
+:mod:`agent.board_sim` builds the simulated board and is the only module of the agent that
+imports :mod:`hil`, so a real board never loads the simulator.
+
+Which driver a chip gets, at which address and with which options, comes from the chip registry
+(:mod:`drivers.registry`). A part that cannot be opened does not stop the others: it becomes an
+:class:`UnavailableSensor` / :class:`UnavailableCamera` whose every use raises the error that
+explains why, so the agent reports it as a fault and the technician sees it named.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from agent.config import I2C_DEFAULT_ADDRESS
-from drivers.bme280 import BME280
 from drivers.camera import Camera, Frame
-from drivers.clock import SYSTEM_CLOCK, Clock
-from drivers.errors import CameraError, DeviceAbsentError, SensorError
+from drivers.clock import Clock
+from drivers.errors import CameraError, SensorError
 from drivers.i2c import I2CBus
 from drivers.measurement import Measurement
-from drivers.mhz19 import MHZ19
-from drivers.scd4x import SCD4x
-from drivers.scd30 import SCD30
-from drivers.sdp8xx import SDP3x, SDP8xx
-from drivers.senseair_s8 import SenseairS8
+from drivers.registry import CHIPS, SensorPlacement
 from drivers.sensor import Sensor
-from drivers.sht4x import SHT4x
 from drivers.uart import SerialPort
-from hil.board import (
-    DEFAULT_CAMERAS,
-    DEFAULT_SENSORS,
-    SensorDescription,
-    SimBoard,
-    simulated_board,
-)
-from hil.clock import AcceleratedClock, SimClock
+
+if TYPE_CHECKING:
+    from hil.board import SimBoard
 
 log = logging.getLogger(__name__)
 
-I2C_DRIVERS: dict[str, Callable[..., Sensor]] = {
-    "bme280": BME280,
-    "bmp280": BME280,
-    "sht4x": SHT4x,
-    "scd4x": SCD4x,
-    "scd30": SCD30,
-    "sdp8xx": SDP8xx,
-    "sdp3x": SDP3x,
-}
-UART_DRIVERS: dict[str, Callable[..., Sensor]] = {"mhz19": MHZ19, "senseair_s8": SenseairS8}
 
-
-class SensorSettings(SensorDescription, Protocol):
+class SensorSettings(SensorPlacement, Protocol):
     """What the board needs of one ``[[board.sensors]]`` entry (the simulator needs less)."""
 
     @property
-    def baudrate(self) -> int: ...
+    def baudrate(self) -> int | None: ...
     @property
     def temperature_offset_c(self) -> float | None: ...
     @property
@@ -107,6 +90,8 @@ class SensorInfo:
     name: str
     chip: str
     location: str
+    address: int | None = None
+    """The I2C address; None for a UART sensor."""
 
 
 class UnavailableSensor:
@@ -150,6 +135,7 @@ class Board:
     cameras: dict[str, Camera]
     clock: Clock
     sim: SimBoard | None = None
+    """The simulated board behind the parts (fault panels, the world); None on real hardware."""
     _closers: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:
@@ -164,39 +150,11 @@ class Board:
             closer()
 
 
-@dataclass(frozen=True, slots=True)
-class _SimCamera:
-    name: str
-    backend: str = "sim"
-    index: int | None = None
-    device: str | None = None
-    directory: Any = None
-    width: int = 1640
-    height: int = 1232
-    settle_s: float = 0.0
+BoardFactory = Callable[[BoardSettings, bool], Board]
+"""Builds a board from its settings; the flag asks for real-time simulated chips (the daemon)."""
 
-
-@dataclass(frozen=True, slots=True)
-class _Sensor:
-    name: str
-    chip: str
-    address: int | None = None
-    port: str | None = None
-    baudrate: int = 9600
-    temperature_offset_c: float | None = None
-    altitude_m: float | None = None
-
-
-def driver_options(sensors: Sequence[SensorSettings]) -> dict[str, dict[str, Any]]:
-    """Extra driver keywords from the sensor entries (CO2 chips' temperature offset, altitude)."""
-    options: dict[str, dict[str, Any]] = {}
-    for s in sensors:
-        if s.chip in ("scd4x", "scd30"):
-            options[s.name] = {
-                "temperature_offset_c": s.temperature_offset_c,
-                "altitude_m": None if s.altitude_m is None else round(s.altitude_m),
-            }
-    return options
+BOARD_FACTORIES: Mapping[str, str] = {"pi": "agent.board_pi", "sim": "agent.board_sim"}
+"""``[board] kind`` -> the module whose ``build`` makes that board (imported only when used)."""
 
 
 def open_board(settings: BoardSettings, *, simulate: bool = False, realtime: bool = False) -> Board:
@@ -205,116 +163,60 @@ def open_board(settings: BoardSettings, *, simulate: bool = False, realtime: boo
     On the simulated board ``realtime`` runs the world on an accelerated real-time clock (the
     daemon); otherwise on virtual time, so one-shot commands never wait for a chip.
     """
-    sensors: Sequence[SensorSettings] = settings.sensors or [
-        _Sensor(s.name, s.chip, s.address, s.port) for s in DEFAULT_SENSORS
-    ]
-    cameras: Sequence[CameraSettings] = settings.cameras or [
-        _SimCamera(name) for name in DEFAULT_CAMERAS
-    ]
-    options = driver_options(sensors)
-    if simulate or settings.kind == "sim":
-        clock: Clock = AcceleratedClock(settings.sim_speed) if realtime else SimClock()
-        sim = simulated_board(
-            seed=settings.sim_seed,
-            clock=clock,
-            sensors=[_Sensor(s.name, s.chip, s.address, s.port) for s in sensors],
-            cameras=[c.name for c in cameras],
-        )
-        board = Board("sim", {}, {}, dict(sim.cameras), clock, sim)
-        for spec in sensors:
-            if spec.chip in UART_DRIVERS:
-                port = spec.port or ""
-                serial_port: SerialPort = sim.serial_ports[port]
-                _add_uart(board, spec, serial_port, options)
-            else:
-                _add_i2c(board, spec, sim.bus, settings.i2c_bus, options)
-        board._closers.append(sim.close)
-        return board
-    return _open_real(settings, sensors, cameras, options)
+    kind = "sim" if simulate else settings.kind
+    module = importlib.import_module(BOARD_FACTORIES[kind])
+    build: BoardFactory = module.build
+    return build(settings, realtime)
 
 
-def _add_i2c(
-    board: Board,
-    spec: SensorSettings,
-    bus: I2CBus | SensorError,
-    bus_number: int,
-    options: dict[str, dict[str, Any]],
+def add_i2c_sensor(
+    board: Board, spec: SensorSettings, bus: I2CBus | SensorError, bus_number: int
 ) -> None:
-    address = spec.address if spec.address is not None else I2C_DEFAULT_ADDRESS[spec.chip]
+    """Wire one I2C sensor: the registry's driver at the configured (or default) address."""
+    chip = CHIPS[spec.chip]
+    address = spec.address if spec.address is not None else chip.default_address
+    assert address is not None, f"{chip.name} has no default address"
     board.sensor_info[spec.name] = SensorInfo(
-        spec.name, spec.chip, f"i2c-{bus_number} 0x{address:02x}"
+        spec.name, spec.chip, f"i2c-{bus_number} 0x{address:02x}", address
     )
     if isinstance(bus, SensorError):
         board.sensors[spec.name] = UnavailableSensor(spec.chip, bus)
         return
-    extra = {k: v for k, v in options.get(spec.name, {}).items() if v is not None}
-    board.sensors[spec.name] = I2C_DRIVERS[spec.chip](bus, address, clock=board.clock, **extra)
+    options = driver_options(spec)
+    board.sensors[spec.name] = chip.driver(bus, address, clock=board.clock, **options)
 
 
-def _add_uart(
-    board: Board,
-    spec: SensorSettings,
-    port: SerialPort | SensorError,
-    options: dict[str, dict[str, Any]],
-) -> None:
+def add_uart_sensor(board: Board, spec: SensorSettings, port: SerialPort | SensorError) -> None:
+    """Wire one UART sensor: the registry's driver on the opened serial port."""
     board.sensor_info[spec.name] = SensorInfo(spec.name, spec.chip, spec.port or "?")
     if isinstance(port, SensorError):
         board.sensors[spec.name] = UnavailableSensor(spec.chip, port)
         return
-    board.sensors[spec.name] = UART_DRIVERS[spec.chip](port, clock=board.clock)
+    board.sensors[spec.name] = CHIPS[spec.chip].driver(
+        port, clock=board.clock, **driver_options(spec)
+    )
 
 
-def _open_real(
-    settings: BoardSettings,
-    sensors: Sequence[SensorSettings],
-    cameras: Sequence[CameraSettings],
-    options: dict[str, dict[str, Any]],
-) -> Board:
-    board = Board("pi", {}, {}, {}, SYSTEM_CLOCK)
-    bus: I2CBus | SensorError | None = None
-    for spec in sensors:
-        if spec.chip in UART_DRIVERS:
-            _add_uart(board, spec, _open_serial(spec, board), options)
-            continue
-        if bus is None:
-            bus = _open_i2c(settings.i2c_bus, board)
-        _add_i2c(board, spec, bus, settings.i2c_bus, options)
-    for cam in cameras:
-        board.cameras[cam.name] = _open_camera(cam)
-    return board
+def driver_options(spec: SensorSettings) -> dict[str, Any]:
+    """The driver keywords of the options the registry lists for this chip, those that are set."""
+    options: dict[str, Any] = {}
+    for option in CHIPS[spec.chip].options:
+        value = getattr(spec, option.name, None)
+        if option.for_driver and value is not None:
+            options[option.name] = round(value) if option.integer else value
+    return options
 
 
-def _open_i2c(number: int, board: Board) -> I2CBus | SensorError:
-    from smbus2 import SMBus
-
-    try:
-        bus = SMBus(number)
-    except OSError as exc:
-        hint = (
-            " (is the user in group 'i2c'?)"
-            if isinstance(exc, PermissionError)
-            else (" (enable I2C with raspi-config)" if isinstance(exc, FileNotFoundError) else "")
-        )
-        return DeviceAbsentError(f"cannot open /dev/i2c-{number}: {exc.strerror}{hint}")
-    board._closers.append(bus.close)
-    return bus
+def baudrate(spec: SensorSettings) -> int:
+    """The configured baud rate of a UART sensor, else its chip's default."""
+    if spec.baudrate is not None:
+        return spec.baudrate
+    option = CHIPS[spec.chip].option("baudrate")
+    return int(option.default) if option is not None and option.default is not None else 9600
 
 
-def _open_serial(spec: SensorSettings, board: Board) -> SerialPort | SensorError:
-    import serial
-
-    try:
-        port = serial.Serial(spec.port, spec.baudrate, timeout=1.0)
-    except (OSError, serial.SerialException) as exc:
-        hint = " (is the user in group 'dialout'?)" if "ermission" in str(exc) else ""
-        return DeviceAbsentError(
-            f"cannot open serial port {spec.port}: {exc}{hint}", sensor=spec.name
-        )
-    board._closers.append(port.close)
-    return port  # type: ignore[no-any-return]
-
-
-def _open_camera(cam: CameraSettings) -> Camera:
+def open_camera(cam: CameraSettings) -> Camera:
+    """A camera with a hardware or file backend; ``sim`` cameras come from the sim factory."""
     try:
         if cam.backend == "picamera2":
             from drivers.camera_picamera2 import Picamera2Camera
@@ -331,15 +233,11 @@ def _open_camera(cam: CameraSettings) -> Camera:
             from drivers.camera_replay import ReplayCamera
 
             return ReplayCamera(cam.name, cam.directory)
-        if cam.backend == "sim":
-            from hil.cameras import SimulatedCamera
-            from hil.world import DuctWorld
-
-            return SimulatedCamera(
-                cam.name, DuctWorld(SYSTEM_CLOCK), width=cam.width, height=cam.height
-            )
     except CameraError as exc:
         return UnavailableCamera(cam.name, exc)
-    return UnavailableCamera(
-        cam.name, CameraError(f"unknown backend {cam.backend!r}", camera=cam.name)
+    reason = (
+        'a "sim" camera needs the simulated board ([board] kind = "sim" or --sim)'
+        if cam.backend == "sim"
+        else f"unknown backend {cam.backend!r}"
     )
+    return UnavailableCamera(cam.name, CameraError(reason, camera=cam.name))

@@ -44,6 +44,7 @@ from typing import Any, Literal, TypeAlias
 
 from agent.alarms import AlarmsConfig
 from agent.errors import ExitCode, RemotairError
+from drivers.registry import CHIPS, I2C_ADDRESS_MAX, I2C_ADDRESS_MIN, ChipName, every_option
 
 _log = logging.getLogger(__name__)
 
@@ -55,29 +56,11 @@ ENV_MQTT_HOST = "REMOTAIR_MQTT_HOST"
 ENV_MQTT_PORT = "REMOTAIR_MQTT_PORT"
 
 BoardKind: TypeAlias = Literal["sim", "pi"]
-Chip: TypeAlias = Literal[
-    "bme280", "bmp280", "sht4x", "scd4x", "scd30", "sdp8xx", "sdp3x", "mhz19", "senseair_s8"
-]
+Chip: TypeAlias = ChipName
 CameraBackend: TypeAlias = Literal["picamera2", "opencv", "replay", "sim"]
 MqttProtocol: TypeAlias = Literal["3.1.1", "5"]
 VisionBackend: TypeAlias = Literal["onnx", "rekognition", "cascade", "off"]
 LogLevel: TypeAlias = Literal["debug", "info", "warning", "error"]
-
-I2C_DEFAULT_ADDRESS: Mapping[str, int] = types.MappingProxyType(
-    {
-        "bme280": 0x76,
-        "bmp280": 0x76,
-        "sht4x": 0x44,
-        "scd4x": 0x62,
-        "scd30": 0x61,
-        "sdp8xx": 0x25,
-        "sdp3x": 0x21,
-    }
-)
-UART_CHIPS: frozenset[str] = frozenset({"mhz19", "senseair_s8"})
-CO2_COMPENSATED_CHIPS: frozenset[str] = frozenset({"scd4x", "scd30"})
-I2C_ADDRESS_MIN = 0x03
-I2C_ADDRESS_MAX = 0x77
 
 _TOPIC_SAFE = re.compile(r"[A-Za-z0-9_-]+")
 _CREDENTIAL_PREFIX = "credential:"
@@ -126,15 +109,22 @@ class SensorConfig:
         metadata=_doc(
             "I2C address",
             hex=True,
-            auto="per chip: bme280/bmp280 0x76, sht4x 0x44, scd4x 0x62, scd30 0x61, "
-            "sdp8xx 0x25, sdp3x 0x21",
+            auto="per chip: "
+            + ", ".join(
+                f"{c.name} {c.default_address:#04x}"
+                for c in CHIPS.values()
+                if c.default_address is not None
+            ),
         ),
     )
     port: str | None = field(
         default=None,
         metadata=_doc("serial device of a UART chip (mhz19, senseair_s8)", example="/dev/serial0"),
     )
-    baudrate: int = field(default=9600, metadata=_doc("UART baud rate", gt=0))
+    baudrate: int | None = field(
+        default=None,
+        metadata=_doc("UART baud rate", auto="the chip's default (9600)", example=9600),
+    )
     temperature_offset_c: float | None = field(
         default=None,
         metadata=_doc("temperature offset of a CO2 chip (scd4x, scd30)", example=2.0),
@@ -145,13 +135,19 @@ class SensorConfig:
     )
 
     def __post_init__(self) -> None:
-        if self.address is None and self.chip in I2C_DEFAULT_ADDRESS:
-            object.__setattr__(self, "address", I2C_DEFAULT_ADDRESS[self.chip])
+        spec = CHIPS.get(self.chip)
+        if spec is None:
+            return
+        if self.address is None:
+            object.__setattr__(self, "address", spec.default_address)
+        baudrate = spec.option("baudrate")
+        if self.baudrate is None and baudrate is not None and baudrate.default is not None:
+            object.__setattr__(self, "baudrate", int(baudrate.default))
 
     @property
     def is_uart(self) -> bool:
         """True for the serial CO2 sensors, False for I2C chips."""
-        return self.chip in UART_CHIPS
+        return CHIPS[self.chip].bus == "uart"
 
     def problems(self) -> Iterator[Problem]:
         if self.is_uart:
@@ -170,10 +166,22 @@ class SensorConfig:
                     f"{self.address:#04x} is outside the 7-bit I2C range "
                     f"{I2C_ADDRESS_MIN:#04x}-{I2C_ADDRESS_MAX:#04x}",
                 )
-        if self.chip not in CO2_COMPENSATED_CHIPS:
-            for key in ("temperature_offset_c", "altitude_m"):
-                if getattr(self, key) is not None:
-                    yield (key,), f"only scd4x and scd30 take {key}, not {self.chip}"
+        spec = CHIPS[self.chip]
+        for option in every_option():
+            value = getattr(self, option.name)
+            if value is None:
+                continue
+            if spec.option(option.name) is None:
+                takers = [c.name for c in CHIPS.values() if c.option(option.name)]
+                yield (
+                    (option.name,),
+                    f"only {' and '.join(takers)} take {option.name}, not {self.chip}",
+                )
+            elif not option.low <= value <= option.high:
+                yield (
+                    (option.name,),
+                    f"{value:g} is outside the range {option.low:g}-{option.high:g}",
+                )
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +259,12 @@ class BoardConfig:
     def problems(self) -> Iterator[Problem]:
         if self.kind == "pi" and not self.sensors:
             yield ("sensors",), 'a "pi" board needs at least one [[board.sensors]] table'
+        for i, camera in enumerate(self.cameras):
+            if self.kind != "sim" and camera.backend == "sim":
+                yield (
+                    ("cameras", i, "backend"),
+                    'a "sim" camera needs the simulated board ([board] kind = "sim")',
+                )
         yield from _unique_names("sensors", [s.name for s in self.sensors])
         yield from _unique_names("cameras", [c.name for c in self.cameras])
         owners: dict[object, str] = {}

@@ -25,7 +25,7 @@ from agent.control import ControlServer
 from agent.dispatch import Dispatcher
 from agent.errors import ExitCode, RemotairError
 from agent.health import HealthInputs, fingerprint, health_document
-from agent.homeassistant import discovery_messages, queue_discovery
+from agent.homeassistant import discovery_messages, queue_discovery, sensor_quantities
 from agent.mqtt import MqttLink, MqttSettings, TlsSettings
 from agent.outbox import MessageClass, Outbox, OutboxError
 from agent.sampling import RoundResult, Sampler
@@ -148,11 +148,9 @@ class Agent:
         )
 
     def _send_discovery(self) -> None:
-        quantities = [
-            (name, q)
-            for name, state in self.sampler.state.items()
-            for q in _QUANTITIES_BY_CHIP.get(state.chip, ())
-        ]
+        quantities = sensor_quantities(
+            (name, state.chip) for name, state in self.sampler.state.items()
+        )
         expire = int(max(3 * self.config.schedule.sensor_interval_s, 60))
         messages = discovery_messages(
             self.device_id,
@@ -315,19 +313,6 @@ class Agent:
         if hasattr(self, "outbox"):
             self.outbox.close()
         log.info("agent stopped")
-
-
-_QUANTITIES_BY_CHIP = {
-    "bme280": ("temperature_c", "humidity_rh", "pressure_pa"),
-    "bmp280": ("temperature_c", "pressure_pa"),
-    "sht4x": ("temperature_c", "humidity_rh"),
-    "scd4x": ("co2_ppm", "temperature_c", "humidity_rh"),
-    "scd30": ("co2_ppm", "temperature_c", "humidity_rh"),
-    "sdp8xx": ("differential_pressure_pa",),
-    "sdp3x": ("differential_pressure_pa",),
-    "mhz19": ("co2_ppm",),
-    "senseair_s8": ("co2_ppm",),
-}
 
 
 def _cloud_of(classifier: Classifier | None) -> Any:

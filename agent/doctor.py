@@ -31,6 +31,7 @@ from agent.mqtt.tls import client_context as tls_client_context
 from drivers.camera import frame_problem
 from drivers.errors import CameraError, CrcError, DeviceAbsentError, SensorError, SensorTimeoutError
 from drivers.measurement import Measurement
+from drivers.registry import QUANTITIES
 
 Status = Literal["PASS", "WARN", "FAIL"]
 
@@ -41,15 +42,6 @@ LOW_SPACE_BYTES = 100 * 1024 * 1024
 LOW_SPACE_FRACTION = 0.05
 CRITICAL_SPACE_BYTES = 10 * 1024 * 1024
 SERVICE = "remotair-agent"
-
-# What a working chip can report at all (datasheet ranges, a little wider for the duct).
-PLAUSIBLE: Mapping[str, tuple[float, float]] = {
-    "temperature_c": (-40.0, 85.0),
-    "humidity_rh": (0.0, 100.0),
-    "pressure_pa": (30_000.0, 110_000.0),
-    "co2_ppm": (250.0, 40_000.0),
-    "differential_pressure_pa": (-4_000.0, 4_000.0),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +159,8 @@ def _sensor_hint(exc: SensorError, uart: bool) -> str:
 
 def _implausible(m: Measurement) -> str | None:
     for quantity, value in m.values().items():
-        low, high = PLAUSIBLE.get(quantity, (float("-inf"), float("inf")))
+        spec = QUANTITIES.get(quantity)
+        low, high = spec.plausible if spec else (float("-inf"), float("inf"))
         if not low <= value <= high:
             return f"{quantity}={value:g} outside {low:g}..{high:g}"
     return None

@@ -13,11 +13,12 @@ topic, outside the ``remotair/v1`` envelope: Home Assistant reads their keys as 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from agent import wire
 from agent.outbox import Outbox
+from drivers.registry import CHIPS, QUANTITIES
 
 DEFAULT_PREFIX = "homeassistant"
 MANUFACTURER = "Remotair"
@@ -25,22 +26,21 @@ MODEL = "HVAC duct-hygiene board"
 
 
 @dataclass(frozen=True, slots=True)
-class Quantity:
-    """How one measured quantity looks in Home Assistant."""
+class Presentation:
+    """How one measured quantity looks in Home Assistant (label and unit: the chip registry)."""
 
-    label: str
     device_class: str
-    unit: str
     precision: int
 
 
-QUANTITIES: dict[str, Quantity] = {
-    "co2_ppm": Quantity("CO2", "carbon_dioxide", "ppm", 0),
-    "humidity_rh": Quantity("humidity", "humidity", "%", 1),
-    "temperature_c": Quantity("temperature", "temperature", "°C", 1),
-    "pressure_pa": Quantity("pressure", "pressure", "Pa", 0),
-    "differential_pressure_pa": Quantity("filter differential pressure", "pressure", "Pa", 1),
+PRESENTATION: Mapping[str, Presentation] = {
+    "co2_ppm": Presentation("carbon_dioxide", 0),
+    "humidity_rh": Presentation("humidity", 1),
+    "temperature_c": Presentation("temperature", 1),
+    "pressure_pa": Presentation("pressure", 0),
+    "differential_pressure_pa": Presentation("pressure", 1),
 }
+"""One entry per quantity of :data:`drivers.registry.QUANTITIES` (a test keeps them equal)."""
 
 VERDICT_LABELS = ("clean", "dirty")
 
@@ -59,7 +59,7 @@ def discovery_messages(
 ) -> list[tuple[str, dict[str, object]]]:
     """(topic, config) for every entity of this board.
 
-    ``sensors`` holds (sensor name, quantity) pairs, quantity among :data:`QUANTITIES`.
+    ``sensors`` holds (sensor name, quantity) pairs (see :func:`sensor_quantities`).
     ``expire_after_s`` should be a few sensor intervals; ``verdict_expire_after_s`` (default: the
     same) a few snapshot intervals.
     """
@@ -91,7 +91,8 @@ def discovery_messages(
     for sensor, quantity_name in sensors:
         wire.check_name(sensor, "sensor name")
         quantity = QUANTITIES.get(quantity_name)
-        if quantity is None:
+        look = PRESENTATION.get(quantity_name)
+        if quantity is None or look is None:
             raise wire.WireError(
                 f"sensor {sensor}: quantity {quantity_name!r} is not one of {', '.join(QUANTITIES)}"
             )
@@ -104,10 +105,10 @@ def discovery_messages(
                 f"{{{{ value_json.get('sensors', {{}}).get('{sensor}', {{}})"
                 f".get('{quantity_name}') }}}}"
             ),
-            "device_class": quantity.device_class,
+            "device_class": look.device_class,
             "unit_of_measurement": quantity.unit,
             "state_class": "measurement",
-            "suggested_display_precision": quantity.precision,
+            "suggested_display_precision": look.precision,
             "expire_after": expire_after_s,
             "availability": availability,
             "device": device,
@@ -136,6 +137,11 @@ def discovery_messages(
         }
         messages.append((_config_topic(prefix, "sensor", device_id, object_id), config))
     return messages
+
+
+def sensor_quantities(chips: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(sensor name, quantity) for each quantity the registry lists for each (name, chip)."""
+    return [(name, q) for name, chip in chips if chip in CHIPS for q in CHIPS[chip].quantities]
 
 
 def queue_discovery(outbox: Outbox, messages: Sequence[tuple[str, dict[str, object]]]) -> int:

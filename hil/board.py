@@ -8,11 +8,13 @@ config written for a real board runs unchanged on the simulated one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import types
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TypeAlias
 
 from drivers.clock import Clock
+from drivers.registry import CHIPS, SensorPlacement
 from hil.bus import SimulatedBus
 from hil.cameras import SimulatedCamera
 from hil.chips.base import EnvironmentSource
@@ -28,33 +30,23 @@ from hil.faults import ChipFaults
 from hil.uart import SimulatedSerial
 from hil.world import DuctWorld
 
-I2C_CHIPS: dict[str, tuple[int, Callable[..., object]]] = {
-    # chip: (default address, simulator factory(env, clock, address=...))
-    "bme280": (0x76, SimBME280),
-    "bmp280": (0x76, lambda env, clock, address: SimBME280(env, clock, address, chip_id=0x58)),
-    "sht4x": (0x44, SimSHT4x),
-    "scd4x": (0x62, SimSCD4x),
-    "scd30": (0x61, SimSCD30),
-    "sdp8xx": (0x25, SimSDP8xx),
-    "sdp3x": (0x21, SimSDP3x),
-}
-UART_CHIPS: dict[str, Callable[[EnvironmentSource, Clock], object]] = {
-    "mhz19": SimMHZ19,
-    "senseair_s8": SimSenseairS8,
-}
+SimulatorFactory: TypeAlias = Callable[[EnvironmentSource, Clock, int], object]
+"""Builds one chip simulator: (environment, clock, I2C address; 0 for a UART chip)."""
 
-
-class SensorDescription(Protocol):
-    """The fields of a ``[[board.sensors]]`` entry that wiring needs."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def chip(self) -> str: ...
-    @property
-    def address(self) -> int | None: ...
-    @property
-    def port(self) -> str | None: ...
+SIMULATORS: Mapping[str, SimulatorFactory] = types.MappingProxyType(
+    {
+        # One simulator under each name of drivers.registry.CHIPS (a test keeps them equal).
+        "bme280": lambda env, clock, address: SimBME280(env, clock, address),
+        "bmp280": lambda env, clock, address: SimBME280(env, clock, address, chip_id=0x58),
+        "sht4x": lambda env, clock, address: SimSHT4x(env, clock, address),
+        "scd4x": lambda env, clock, address: SimSCD4x(env, clock, address),
+        "scd30": lambda env, clock, address: SimSCD30(env, clock, address),
+        "sdp8xx": lambda env, clock, address: SimSDP8xx(env, clock, address),
+        "sdp3x": lambda env, clock, address: SimSDP3x(env, clock, address),
+        "mhz19": lambda env, clock, _address: SimMHZ19(env, clock),
+        "senseair_s8": lambda env, clock, _address: SimSenseairS8(env, clock),
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +98,7 @@ def simulated_board(
     *,
     seed: int = 0,
     clock: Clock | None = None,
-    sensors: Sequence[SensorDescription] = DEFAULT_SENSORS,
+    sensors: Sequence[SensorPlacement] = DEFAULT_SENSORS,
     cameras: Sequence[str] = DEFAULT_CAMERAS,
     camera_size: tuple[int, int] = (1640, 1232),
     world: DuctWorld | None = None,
@@ -119,16 +111,18 @@ def simulated_board(
     world = world or DuctWorld(clock, seed=seed)
     board = SimBoard(world=world, clock=clock, bus=SimulatedBus())
     for spec in sensors:
-        if spec.chip in I2C_CHIPS:
-            default_address, factory = I2C_CHIPS[spec.chip]
-            chip = factory(world.environment, clock, address=spec.address or default_address)
+        chip_spec = CHIPS.get(spec.chip)
+        factory = SIMULATORS.get(spec.chip)
+        if chip_spec is None or factory is None:
+            raise ValueError(f"no simulator for chip {spec.chip!r}")
+        if chip_spec.bus == "i2c":
+            address = spec.address or chip_spec.default_address or 0
+            chip = factory(world.environment, clock, address)
             board.bus.attach(chip)  # type: ignore[arg-type]
-        elif spec.chip in UART_CHIPS:
-            chip = UART_CHIPS[spec.chip](world.environment, clock)
+        else:
+            chip = factory(world.environment, clock, 0)
             port = spec.port or f"/dev/ttySIM{len(board.serial_ports)}"
             board.serial_ports[port] = SimulatedSerial(chip, port=port)  # type: ignore[arg-type]
-        else:
-            raise ValueError(f"no simulator for chip {spec.chip!r}")
         board.chips[spec.name] = chip
     width, height = camera_size
     for index, name in enumerate(cameras):

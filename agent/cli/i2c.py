@@ -4,34 +4,22 @@ from __future__ import annotations
 
 import argparse
 import errno
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
-from agent.board import open_board
+from agent.board import SensorInfo, open_board
 from agent.cli.options import add_board_arguments, load
 from agent.cli.output import print_json, print_table
 from agent.cli.sim import add_unplug_argument, unplug
 from agent.errors import ExitCode
 from drivers.errors import DeviceAbsentError
-from hil.board import DEFAULT_SENSORS, I2C_CHIPS
+from drivers.registry import CHIPS, I2C_ADDRESS_MAX, I2C_ADDRESS_MIN, chips_at
 
-FIRST_ADDRESS = 0x03
-LAST_ADDRESS = 0x77
+FIRST_ADDRESS = I2C_ADDRESS_MIN
+LAST_ADDRESS = I2C_ADDRESS_MAX
 # i2cdetect's auto mode: a quick write could corrupt EEPROMs (0x50-0x5f) and lock up some
 # write-only chips (0x30-0x37), so those are probed with a read instead.
 READ_PROBED = frozenset([*range(0x30, 0x38), *range(0x50, 0x60)])
-KNOWN_CHIPS: Mapping[int, str] = {
-    0x76: "BME280/BMP280",
-    0x77: "BME280/BMP280",
-    0x44: "SHT4x",
-    0x45: "SHT4x",
-    0x62: "SCD4x",
-    0x61: "SCD30",
-    0x25: "SDP8xx",
-    0x21: "SDP3x",
-    0x22: "SDP3x",
-    0x23: "SDP3x",
-}
 # Errors meaning "nobody acknowledged": keep scanning. Anything else is a bus problem.
 _NO_DEVICE = frozenset({errno.EREMOTEIO, errno.ENXIO, errno.EIO, errno.ETIMEDOUT, errno.EAGAIN})
 
@@ -84,18 +72,22 @@ def scan_bus(bus: ProbeBus) -> list[int]:
 def run_scan(args: argparse.Namespace) -> int:
     config = load(args)
     number = config.board.i2c_bus if args.bus is None else args.bus
-    sensors = config.board.sensors or DEFAULT_SENSORS
-    expected = {s.address: s.name for s in sensors if s.address is not None and s.chip in I2C_CHIPS}
     if args.sim or config.board.kind == "sim":
         board = open_board(config.board, simulate=True)
         try:
             unplug(board, args.unplug)
             assert board.sim is not None
+            expected = _expected(board.sensor_info.values())
             found = scan_bus(board.sim.bus)
         finally:
             board.close()
         where = f"simulated i2c-{number}"
     else:
+        expected = {
+            s.address or CHIPS[s.chip].default_address or 0: s.name
+            for s in config.board.sensors
+            if CHIPS[s.chip].bus == "i2c"
+        }
         found = _scan_real(number)
         where = f"/dev/i2c-{number}"
     rows = _rows(found, expected)
@@ -115,23 +107,22 @@ def run_scan(args: argparse.Namespace) -> int:
 
 
 def _scan_real(number: int) -> list[int]:
-    from smbus2 import SMBus
+    from agent.board_pi import open_i2c_bus
 
-    try:
-        bus = SMBus(number)
-    except OSError as exc:
-        hint = (
-            " (is the user in group 'i2c'?)"
-            if isinstance(exc, PermissionError)
-            else " (enable I2C with raspi-config)"
-            if isinstance(exc, FileNotFoundError)
-            else ""
-        )
-        raise DeviceAbsentError(f"cannot open /dev/i2c-{number}: {exc.strerror}{hint}") from exc
+    bus = open_i2c_bus(number)
     try:
         return scan_bus(bus)
     finally:
         bus.close()
+
+
+def _expected(sensors: Iterable[SensorInfo]) -> dict[int, str]:
+    return {s.address: s.name for s in sensors if s.address is not None}
+
+
+def _known(address: int) -> str | None:
+    """The chips of the registry that can answer at ``address`` (``BME280/BMP280``)."""
+    return "/".join(c.title for c in chips_at(address)) or None
 
 
 def _rows(found: list[int], expected: Mapping[int, str]) -> list[dict[str, Any]]:
@@ -140,7 +131,7 @@ def _rows(found: list[int], expected: Mapping[int, str]) -> list[dict[str, Any]]
         {
             "address": f"0x{a:02x}",
             "answers": a in found,
-            "known": KNOWN_CHIPS.get(a),
+            "known": _known(a),
             "configured": expected.get(a),
         }
         for a in addresses
