@@ -16,12 +16,14 @@ from pathlib import Path
 import pytest
 
 from agent.config import reference_markdown
+from drivers.registry import sensor_table_markdown
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 # (file under docs/, region name, generator)
 GENERATED: list[tuple[str, str, Callable[[], str]]] = [
     ("configuration.md", "config reference", reference_markdown),
+    ("configuration.md", "sensor table", sensor_table_markdown),
 ]
 
 
