@@ -3,6 +3,10 @@
 Each job runs in its own thread, so a slow inference or a stuck camera never delays sensor
 sampling. Slots are fixed at ``start + k * interval``; a run that overruns its slot skips the
 missed slots (logged and counted) instead of running them back to back.
+
+Time comes in through two injected callables, ``monotonic`` (read the clock) and ``wait`` (let
+time pass until a deadline or a stop): the daemon gives it the real clock and the stop event, a
+test a virtual clock, so a test of the schedule counts runs without waiting for them.
 """
 
 from __future__ import annotations
@@ -41,7 +45,10 @@ class PeriodicJob:
         stop: threading.Event,
         first_delay_s: float = 0.0,
         monotonic: Callable[[], float] = time.monotonic,
+        wait: Callable[[float], bool] | None = None,
     ) -> None:
+        """``wait(seconds)`` lets that much of ``monotonic``'s time pass, or less if the job is
+        stopped meanwhile, and says whether it is; by default it is ``stop.wait``."""
         if interval_s <= 0:
             raise ValueError(f"{name}: interval must be positive, got {interval_s}")
         self.name = name
@@ -51,7 +58,8 @@ class PeriodicJob:
         self.stats = JobStats()
         self._stop = stop
         self._monotonic = monotonic
-        self._thread = threading.Thread(target=self._loop, name=f"job-{name}", daemon=True)
+        self._wait = wait if wait is not None else stop.wait
+        self._thread = threading.Thread(target=self.run, name=f"job-{name}", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
@@ -67,10 +75,11 @@ class PeriodicJob:
         k = int(elapsed // self.interval_s) + 1
         return origin + k * self.interval_s, max(0, k - 1)
 
-    def _loop(self) -> None:
+    def run(self) -> None:
+        """The job's loop, until stopped: what :meth:`start` runs in the job's thread."""
         origin = self._monotonic() + self.first_delay_s
         slot, index = origin, 0
-        while not self._stop.wait(max(0.0, slot - self._monotonic())):
+        while not self._wait(max(0.0, slot - self._monotonic())):
             started = self._monotonic()
             with self.stats._lock:
                 self.stats.last_started = started

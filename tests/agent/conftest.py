@@ -1,4 +1,11 @@
-"""Broker fixtures: a real Mosquitto on a free loopback port, and a collecting subscriber."""
+"""Broker fixtures: a real Mosquitto on a free loopback port, and a collecting subscriber.
+
+Every message a subscriber receives is checked against its JSON Schema in ``docs/schemas/``
+(``tests/support/wire_schemas.py``): a payload that breaks the written wire format fails the test
+with the topic and the schema error. A test module that publishes made-up bodies through the MQTT
+link marks it with ``pytest.mark.wire_envelope_only("telemetry", ...)``: those are checked against
+the envelope only.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +22,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from hil.broker import BrokerError, LocalBroker
 from hil.broker import free_port as broker_free_port
 from hil.pki import Pki, make_pki
+from tests.support.wire_schemas import check_message
 
 
 class Mosquitto(LocalBroker):
@@ -97,7 +105,12 @@ class Subscriber:
     client_id: str = ""
     """Non-empty: a persistent MQTT 3.1.1 session that survives reconnects and broker restarts
     (with a broker started with ``persistence=True``), so nothing published meanwhile is missed."""
+    schema: str | None = None
+    """Check every message against this schema (docs/schemas/), whatever its topic."""
+    envelope_only: tuple[str, ...] = ()
+    """Schemas whose bodies this test makes up: only their envelope is checked."""
     messages: list[Received] = field(default_factory=list)
+    schema_errors: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._cond = threading.Condition()
@@ -123,7 +136,12 @@ class Subscriber:
         self._subscribed.set()
 
     def _on_message(self, client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
+        error = check_message(
+            msg.topic, bytes(msg.payload), schema=self.schema, envelope_only=self.envelope_only
+        )
         with self._cond:
+            if error is not None:
+                self.schema_errors.append(error)
             self.messages.append(
                 Received(msg.topic, bytes(msg.payload), msg.retain, msg.qos, msg.properties)
             )
@@ -146,6 +164,7 @@ class Subscriber:
         deadline = time.monotonic() + timeout
         with self._cond:
             while not predicate(self.messages):
+                self.check_schemas()
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise AssertionError(
@@ -153,7 +172,14 @@ class Subscriber:
                         f"message(s): {[m.topic for m in self.messages[-10:]]}"
                     )
                 self._cond.wait(remaining)
+            self.check_schemas()
             return list(self.messages)
+
+    def check_schemas(self) -> None:
+        """Fail the test if any message received so far broke its schema."""
+        with self._cond:
+            if self.schema_errors:
+                pytest.fail("\n".join(self.schema_errors), pytrace=False)
 
     def snapshot(self) -> list[Received]:
         with self._cond:
@@ -161,20 +187,30 @@ class Subscriber:
 
 
 @pytest.fixture
-def subscribe() -> Iterator[Callable[..., Subscriber]]:
-    """``subscribe(broker, "topic/#", ...)`` -> a started Subscriber, stopped at teardown."""
+def subscribe(request: pytest.FixtureRequest) -> Iterator[Callable[..., Subscriber]]:
+    """``subscribe(broker, "topic/#", ...)`` -> a started Subscriber, stopped at teardown.
+
+    At teardown every message each subscriber received has been checked against its schema.
+    """
     started: list[Subscriber] = []
+    marker = request.node.get_closest_marker("wire_envelope_only")
+    envelope_only = tuple(marker.args) if marker else ()
 
     def make(
         broker: Mosquitto,
         *topics: str,
         protocol: MQTTProtocolVersion = paho.MQTTv5,
         client_id: str = "",
+        schema: str | None = None,
     ) -> Subscriber:
-        subscriber = Subscriber(broker.host, broker.port, topics, protocol, client_id).start()
+        subscriber = Subscriber(
+            broker.host, broker.port, topics, protocol, client_id, schema, envelope_only
+        ).start()
         started.append(subscriber)
         return subscriber
 
     yield make
     for subscriber in started:
         subscriber.stop()
+    for subscriber in started:
+        subscriber.check_schemas()

@@ -43,6 +43,7 @@ from agent.outbox import MessageClass, Outbox, OutboxError, OutboxMessage
 from agent.sd_notify import Notifier
 from hil.broker import free_port
 from hil.pki import Pki
+from tests.support.waiting import wait_until
 
 if TYPE_CHECKING:
     from conftest import Mosquitto, Received, Subscriber
@@ -195,14 +196,6 @@ def run_agent(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], Runni
 
 
 # -- helpers -------------------------------------------------------------------------------------
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(0.05)
 
 
 def docs(messages: list[Received], suffix: str) -> list[dict[str, Any]]:

@@ -15,14 +15,17 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hil.broker import LocalBroker, free_port
+from tests.support.waiting import wait_until
+
+CLI_POLL_S = 0.2
+"""Pause between two polls that each start a CLI process."""
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -79,16 +82,6 @@ backend = "off"
     return path
 
 
-def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def status_json(config: Path) -> dict[str, Any] | None:
     done = cli("status", "--config", config, "--json")
     doc: dict[str, Any] = json.loads(done.stdout)
@@ -114,7 +107,9 @@ class RunningAgent:
                 return doc
             return None
 
-        result: dict[str, Any] = wait_for(sampled, 30, "the agent's first sensor round")
+        result: dict[str, Any] = wait_until(
+            sampled, 30, "the agent's first sensor round", poll_s=CLI_POLL_S
+        )
         return result
 
     def stop(self) -> int:
@@ -157,10 +152,11 @@ def agent(workdir: Path, broker: LocalBroker) -> Iterator[RunningAgent]:
 
 
 def test_status_shows_the_running_agent(agent: RunningAgent) -> None:
-    wait_for(
+    wait_until(
         lambda: (status_json(agent.config) or {}).get("broker", {}).get("connected"),
         15,
         "the agent's broker connection",
+        poll_s=CLI_POLL_S,
     )
     done = cli("status", "--config", agent.config)
     assert done.returncode == 0, done.stderr
@@ -223,7 +219,7 @@ def test_an_unplugged_sensor_is_named_by_status_alarms_and_doctor(agent: Running
     done = cli("sim", "unplug", "scd41", "--config", agent.config)
     assert done.returncode == 0 and done.stdout.strip() == "sensor scd41: unplugged"
     try:
-        wait_for(
+        wait_until(
             lambda: (
                 not (status_json(agent.config) or {"sensors": {"scd41": {"ok": True}}})["sensors"][
                     "scd41"
@@ -231,15 +227,17 @@ def test_an_unplugged_sensor_is_named_by_status_alarms_and_doctor(agent: Running
             ),
             10,
             "the agent to see scd41 fail",
+            poll_s=CLI_POLL_S,
         )
         status = cli("status", "--config", agent.config).stdout.splitlines()
         row = next(line for line in status if line.startswith("scd41 "))
         assert "FAIL: no answer on the bus" in row
 
-        wait_for(
+        wait_until(
             lambda: "sensor_fault_scd41" in cli("alarms", "--config", agent.config).stdout,
             10,
             "the sensor fault alarm",
+            poll_s=CLI_POLL_S,
         )
         alarms = cli("alarms", "--config", agent.config, "--json")
         report = json.loads(alarms.stdout)
@@ -255,10 +253,11 @@ def test_an_unplugged_sensor_is_named_by_status_alarms_and_doctor(agent: Running
         )
     finally:
         assert cli("sim", "plug", "scd41", "--config", agent.config).returncode == 0
-    wait_for(
+    wait_until(
         lambda: (status_json(agent.config) or {})["sensors"]["scd41"]["ok"],
         10,
         "scd41 to come back",
+        poll_s=CLI_POLL_S,
     )
 
 
@@ -327,10 +326,11 @@ def test_a_wrong_broker_address_and_a_stopped_agent(workdir: Path) -> None:
         assert any(line.startswith("FAIL  agent/broker link ") for line in lines)
         status = cli("status", "--config", config).stdout
         assert "broker:   DISCONNECTED; last error: connection refused" in status
-        wait_for(
+        wait_until(
             lambda: json.loads(cli("outbox", "--config", config, "--json").stdout)["depth"] >= 3,
             10,
             "telemetry to pile up",
+            poll_s=CLI_POLL_S,
         )
     finally:
         assert running.stop() == 0

@@ -30,11 +30,16 @@ from agent.mqtt import (
 )
 from agent.outbox import MessageClass, Outbox
 from hil.pki import Pki
+from tests.support.waiting import wait_until
 
 if TYPE_CHECKING:
     from conftest import Mosquitto, Received, Subscriber
 
-pytestmark = pytest.mark.broker
+# The link is tested with made-up bodies: only their envelope follows the wire format.
+pytestmark = [
+    pytest.mark.broker,
+    pytest.mark.wire_envelope_only("telemetry", "vision", "alarm", "status"),
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 DEVICE = "duct-7"
@@ -76,14 +81,6 @@ def links() -> Iterator[Callable[..., MqttLink]]:
     yield make
     for link in started:
         link.stop(flush_timeout_s=0.5)
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(0.02)
 
 
 def docs(messages: list[Received], suffix: str) -> list[dict[str, object]]:
@@ -456,7 +453,7 @@ def test_mqtt5_response_topic_and_correlation_data(
     links: Callable[..., MqttLink],
     subscribe: Callable[..., Subscriber],
 ) -> None:
-    watcher = subscribe(mosquitto, "replies/operator-1")
+    watcher = subscribe(mosquitto, "replies/operator-1", schema="result")
     link = links(
         settings_for(mosquitto, "5"),
         outbox,
