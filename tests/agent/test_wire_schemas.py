@@ -61,6 +61,8 @@ def test_every_message_class_and_the_envelope_have_a_valid_schema() -> None:
         ("remotair/v1/duct-7/alarm/co2_warning_scd41", ("alarm", "duct-7")),
         ("remotair/v1/duct-7/result/ping", ("result", "duct-7")),
         ("remotair/v1/duct-7/cmd/ping", ("command", "duct-7")),
+        ("remotair/v1/duct-7/cmd/status", ("command", "duct-7")),
+        ("remotair/v1/duct-7/result/telemetry", ("result", "duct-7")),
         ("homeassistant/sensor/duct-7/scd41_co2_ppm/config", ("discovery", None)),
         ("replies/operator-1", None),
     ],

@@ -20,17 +20,16 @@ from referencing import Registry, Resource
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "schemas"
 
-# The last levels of a topic under <topic_root>/<device>/ -> the schema of its payload.
-_DEVICE_TOPIC = re.compile(
-    r"^(?P<root>.+)/(?P<device>[^/]+)/"
-    r"(?:(?P<single>telemetry|status)|(?P<kind>vision|alarm|result|cmd)/[^/]+)$"
-)
-_KIND_SCHEMA = {"vision": "vision", "alarm": "alarm", "result": "result", "cmd": "command"}
+COMMAND_SCHEMA = "command"
+"""Commands are published to the board, not by it: tests deliberately send malformed ones."""
+
+# The last levels of a topic under <topic_root>/<device>/ -> the schema of its payload. The root
+# may have any depth, so "<kind>/<name>" is tried first: cmd/status is a command named status.
+_NAMED_TOPIC = re.compile(r"^.+/(?P<device>[^/]+)/(?P<kind>vision|alarm|result|cmd)/[^/]+$")
+_SINGLE_TOPIC = re.compile(r"^.+/(?P<device>[^/]+)/(?P<kind>telemetry|status)$")
+_KIND_SCHEMA = {"cmd": COMMAND_SCHEMA}
 # Home Assistant discovery: <prefix>/<component>/<node_id>/<object_id>/config.
 _DISCOVERY_TOPIC = re.compile(r"^[^/]+/[^/]+/[^/]+/[^/]+/config$")
-
-COMMAND = "command"
-"""Commands are published to the board, not by it: tests deliberately send malformed ones."""
 
 
 @cache
@@ -52,10 +51,9 @@ def validator(name: str) -> Draft202012Validator:
 
 def schema_name(topic: str) -> tuple[str, str | None] | None:
     """(schema name, device id from the topic) for a topic of wire format v1, else None."""
-    match = _DEVICE_TOPIC.match(topic)
+    match = _NAMED_TOPIC.match(topic) or _SINGLE_TOPIC.match(topic)
     if match:
-        name = match["single"] or _KIND_SCHEMA[match["kind"]]
-        return name, match["device"]
+        return _KIND_SCHEMA.get(match["kind"], match["kind"]), match["device"]
     if _DISCOVERY_TOPIC.match(topic):
         return "discovery", None
     return None
@@ -78,7 +76,7 @@ def check_message(
     if found is None:
         return f"{topic}: no wire-format schema for this topic (docs/schemas/)"
     name, device = found
-    if name == COMMAND:
+    if name == COMMAND_SCHEMA:
         return None
     try:
         document = json.loads(payload.decode("utf-8"))
