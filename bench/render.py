@@ -1,6 +1,7 @@
 """Synthetic duct renderer speed: how long one ``render_duct`` takes, on one core.
 
-The model trainer renders thousands of images, so a 640x480 render should stay well under 50 ms.
+The model trainer renders thousands of images, so a 640x480 render should stay well under 50 ms
+(the randomised renderer, which the generator uses at 320x240, is measured too).
 Figures are medians over distinct seeds (each seed is a different duct), measured in this run;
 the baseline is a 640x480 JPEG encode + decode round trip on the same core, so the ratio travels
 between machines better than the milliseconds do.
@@ -24,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from hil.render import render_duct  # noqa: E402
+from hil.render_domain import Domain  # noqa: E402
 
 
 def median_ms(work: Callable[[int], object], runs: int) -> tuple[float, float]:
@@ -77,6 +79,15 @@ def main() -> None:
 
         wall, cpu = median_ms(render, args.runs)
         label = f"render_duct {width}x{height} dirt={dirt:.1f} nuisance={nuisance!s:5}"
+        print(f"{label:46s} {wall:6.2f} ms {cpu:6.2f} ms  {cpu / baseline_cpu:5.1f}x")
+    domain = Domain()
+    for width, height in ((640, 480), (320, 240)):
+
+        def randomised(seed: int, size: tuple[int, int] = (width, height)) -> object:
+            return render_duct(seed, 1.0, size[0], size[1], domain=domain)
+
+        wall, cpu = median_ms(randomised, args.runs)
+        label = f"randomised (every family) {width}x{height} dirt=1.0"
         print(f"{label:46s} {wall:6.2f} ms {cpu:6.2f} ms  {cpu / baseline_cpu:5.1f}x")
     runs = max(3, args.runs // 4)
     wall, cpu = median_ms(lambda seed: render_duct(seed, 0.5, 1640, 1232), runs)

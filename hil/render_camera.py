@@ -28,11 +28,24 @@ def _tone_curve() -> NDArray[np.uint8]:
     return np.round(np.sqrt(shouldered) * 255.0).astype(np.uint8)
 
 
-def expose(radiance: F32, rng: np.random.Generator | None) -> NDArray[np.uint8]:
+ALL_FLAWS = frozenset(
+    {"defocus", "motion_blur", "noise", "white_balance", "exposure_error", "jpeg"}
+)
+
+
+def expose(
+    radiance: F32,
+    rng: np.random.Generator | None,
+    flaws: frozenset[str] = ALL_FLAWS,
+    *,
+    wide: bool = False,
+) -> NDArray[np.uint8]:
     """Planar linear BGR radiance (3, H, W) to an 8-bit BGR image (H, W, 3).
 
     Auto-exposure, lens glare and the tone curve always; the camera's imperfections only when
-    ``rng`` is given. Works on planes: numpy broadcasting over a trailing axis of 3 is slow.
+    ``rng`` is given, and of those only the ``flaws`` named (the draws are the same whichever are
+    named). ``wide`` widens the exposure error and colour cast (domain randomisation). Works on
+    planes: numpy broadcasting over a trailing axis of 3 is slow.
     """
     _, height, width = radiance.shape
     step = max(1, min(height, width) // 64)
@@ -43,8 +56,15 @@ def expose(radiance: F32, rng: np.random.Generator | None) -> NDArray[np.uint8]:
     if rng is None:
         radiance *= np.float32(gain)
     else:
-        gain *= 2.0 ** float(np.clip(rng.normal(0.0, 0.45), -1.0, 1.0))
-        cast = (rng.uniform(0.88, 1.12), rng.uniform(0.95, 1.05), rng.uniform(0.88, 1.12))
+        error = float(np.clip(rng.normal(0.0, 0.45), -1.0, 1.0))
+        cast = [rng.uniform(0.88, 1.12), rng.uniform(0.95, 1.05), rng.uniform(0.88, 1.12)]
+        if wide:  # up to -2..+1.5 stops and a strong tint
+            error = error * 2.0 if error < 0 else error * 1.5
+            cast = [1.0 + (c - 1.0) * 2.5 for c in cast]
+        if "exposure_error" in flaws:
+            gain *= 2.0**error
+        if "white_balance" not in flaws:
+            cast = [1.0, 1.0, 1.0]
         strength = float(rng.uniform(0.0, 0.55))
         ys = np.linspace(-1.0, 1.0, height, dtype=np.float32)[:, None]
         xs = np.linspace(-1.0, 1.0, width, dtype=np.float32)[None, :]
@@ -64,15 +84,16 @@ def expose(radiance: F32, rng: np.random.Generator | None) -> NDArray[np.uint8]:
             0.35
         )
     if rng is not None:
-        _optical_blur(radiance, rng)
-        _sensor_noise(radiance, rng)
+        _optical_blur(radiance, rng, flaws)
+        if "noise" in flaws:
+            _sensor_noise(radiance, rng)
     # Tone curve through a lookup table: index = linear value in [0, 1] (1 is full white).
     lut = _tone_curve()
     radiance *= np.float32(_LUT_SIZE - 1)
     radiance += np.float32(0.5)
     np.clip(radiance, 0.0, np.float32(_LUT_SIZE - 1), out=radiance)
     out = cv2.merge([lut[plane.astype(np.uint16)] for plane in radiance])
-    if rng is not None and rng.random() < 0.85:
+    if rng is not None and rng.random() < 0.85 and "jpeg" in flaws:
         quality = int(rng.integers(30, 96))
         ok, encoded = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, quality])
         if ok:
@@ -80,11 +101,11 @@ def expose(radiance: F32, rng: np.random.Generator | None) -> NDArray[np.uint8]:
     return np.asarray(out, dtype=np.uint8)
 
 
-def _optical_blur(image: F32, rng: np.random.Generator) -> None:
+def _optical_blur(image: F32, rng: np.random.Generator, flaws: frozenset[str]) -> None:
     """Camera shake (a short straight smear) or defocus, in place on planar ``image``."""
     width = image.shape[2]
     choice = rng.random()
-    if choice < 0.25:
+    if choice < 0.25 and "motion_blur" in flaws:
         length = max(2, round(rng.uniform(0.004, 0.015) * width))
         kernel = np.zeros((length, length), np.float32)
         angle = rng.uniform(0, math.pi)
@@ -96,7 +117,7 @@ def _optical_blur(image: F32, rng: np.random.Generator) -> None:
         kernel /= kernel.sum()
         for plane in image:
             cv2.filter2D(plane, -1, kernel, dst=plane)
-    elif choice < 0.5:
+    elif 0.25 <= choice < 0.5 and "defocus" in flaws:
         sigma = float(rng.uniform(0.5, 2.0)) * width / 640
         for plane in image:
             cv2.GaussianBlur(plane, (0, 0), sigma, dst=plane)

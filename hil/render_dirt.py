@@ -75,17 +75,25 @@ class DustStyle:
     patchiness: float
 
 
-def draw_dust_style(rng: np.random.Generator) -> DustStyle:
-    brown = float(rng.uniform(0.2, 1.0))
-    lightness = float(rng.uniform(0.35, 0.75))
+def draw_dust_style(
+    rng: np.random.Generator,
+    *,
+    brown: tuple[float, float] = (0.2, 1.0),
+    lightness: tuple[float, float] = (0.35, 0.75),
+    wall_share: tuple[float, float] = (0.25, 0.55),
+    patchiness: tuple[float, float] = (0.8, 1.6),
+) -> DustStyle:
+    """A grey-brown film; the ranges are those of the original renderer unless widened."""
+    browned = float(rng.uniform(*brown))
+    light = float(rng.uniform(*lightness))
     grey = np.array([0.5, 0.5, 0.5])
     brownish = np.array([0.32, 0.45, 0.58])
-    colour = (grey + (brownish - grey) * brown) * lightness
+    colour = (grey + (brownish - grey) * browned) * light
     return DustStyle(
         colour=(float(colour[0]), float(colour[1]), float(colour[2])),
         amount_scale=float(rng.uniform(0.9, 1.15)),
-        wall_share=float(rng.uniform(0.25, 0.55)),
-        patchiness=float(rng.uniform(0.8, 1.6)),
+        wall_share=float(rng.uniform(*wall_share)),
+        patchiness=float(rng.uniform(*patchiness)),
     )
 
 

@@ -67,10 +67,18 @@ class DuctScene:
     ambient: float
     led_bgr: tuple[float, float, float]
     wall_offsets: tuple[float, float, float, float]
+    beam_axis: tuple[float, float] = (0.0, 0.0)
+    """Where the LED points, as (x, y) slopes off the duct axis."""
+    second_light: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    """A second LED's axis slopes (x, y) and its power relative to the first (0: none)."""
 
 
-def draw_scene(rng: np.random.Generator, width: int, height: int) -> DuctScene:
-    shape = str(rng.choice(["rect", "round", "spiral"], p=[0.7, 0.18, 0.12]))
+def draw_scene(
+    rng: np.random.Generator, width: int, height: int, shape: str | None = None
+) -> DuctScene:
+    """A duct and camera pose; ``shape`` forces the cross-section (the draws stay the same)."""
+    drawn = str(rng.choice(["rect", "round", "spiral"], p=[0.7, 0.18, 0.12]))
+    shape = drawn if shape is None else shape
     if shape == "rect":
         half_w = float(rng.uniform(0.15, 0.5))
         half_h = float(rng.uniform(0.1, 0.32))
@@ -464,7 +472,14 @@ def light(scene: DuctScene, hits: RayHits, albedo: F32, spec: F32, lips: F32) ->
     """
     distance = np.maximum(hits.depth * hits.ray_norm, np.float32(_NEAR_M))
     # beam = cos(angle off axis) ** power, via exp/log: numpy's vectorised exp/log beat power.
-    beam = np.exp(np.log(hits.ray_norm) * np.float32(-scene.beam_power))
+    if scene.beam_axis == (0.0, 0.0):
+        beam = np.exp(np.log(hits.ray_norm) * np.float32(-scene.beam_power))
+    else:
+        beam = _beam(hits, scene.beam_axis, scene.beam_power)
+    if scene.second_light[2] > 0.0:
+        beam += np.float32(scene.second_light[2]) * _beam(
+            hits, scene.second_light[:2], scene.beam_power
+        )
     irradiance = beam / (distance * distance)
     if not scene.end_is_wall:
         irradiance[hits.wall == WALL_END] *= np.float32(0.03)
@@ -478,3 +493,12 @@ def light(scene: DuctScene, hits: RayHits, albedo: F32, spec: F32, lips: F32) ->
     radiance += sheen
     radiance *= np.array(scene.led_bgr, np.float32)[:, None, None]
     return radiance
+
+
+def _beam(hits: RayHits, axis: tuple[float, ...], power: float) -> F32:
+    """cos(angle between each ray and an LED's ``axis`` slopes) ** ``power``, 0 behind it."""
+    norm = math.sqrt(1.0 + axis[0] ** 2 + axis[1] ** 2)
+    cos = hits.ray_x * np.float32(axis[0]) + hits.ray_y * np.float32(axis[1]) + np.float32(1.0)
+    cos /= hits.ray_norm * np.float32(norm)
+    np.maximum(cos, np.float32(1e-4), out=cos)
+    return np.asarray(np.exp(np.log(cos) * np.float32(power)), dtype=np.float32)

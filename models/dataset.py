@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from agent.vision import CLEAN, DIRTY, LABELS
+from hil.render_domain import ALL_FAMILIES, Domain
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,10 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp"})
 _HASH_SPLIT: tuple[tuple[str, int], ...] = (("train", 70), ("val", 10), ("calib", 5), ("test", 15))
 DEFAULT_ATTRIBUTE = "duct-condition"
 DATASET_INFO = "dataset.json"
+LOOKS_FILE = "looks.json"
+"""Per generated image (path relative to the set): the renderer families it shows."""
+DEFAULT_DOMAIN = Domain()
+"""What the generator renders by default: every family of the randomised renderer."""
 
 
 class DatasetError(ValueError):
@@ -81,13 +86,16 @@ def label_for(seed: int) -> str:
     return LABELS[seed % 2]
 
 
-def render_sample(seed: int, *, width: int, height: int) -> tuple[str, float, np.ndarray]:
-    """Label, dirt and BGR image of synthetic sample ``seed``."""
+def render_sample(
+    seed: int, *, width: int, height: int, domain: Domain | None = None
+) -> tuple[str, float, np.ndarray]:
+    """Label, dirt and BGR image of synthetic sample ``seed`` (randomised over ``domain`` if
+    given, else the original galvanised renderer)."""
     from hil.render import render_duct
 
     label = label_for(seed)
     dirt = dirt_for(seed, label)
-    return label, dirt, render_duct(seed, dirt, width, height, nuisance=True)
+    return label, dirt, render_duct(seed, dirt, width, height, nuisance=True, domain=domain)
 
 
 def generate(
@@ -99,34 +107,54 @@ def generate(
     render_width: int = 640,
     render_height: int = 480,
     jpeg_quality: int = 90,
+    domain: Domain | None = DEFAULT_DOMAIN,
+    seed_offset: int = 0,
 ) -> dict[str, Any]:
     """Write a synthetic data set ``out_dir/<split>/<label>/s<seed>.jpg`` and ``dataset.json``.
 
-    Images are rendered at the camera's resolution with the renderer's nuisance (lighting,
-    noise, blur, vignetting...) and stored downscaled: the model input is far smaller than either,
-    and the runtime's reduced-scale JPEG decode downsamples a snapshot the same way.
+    Images are rendered with the renderer's nuisance (lighting, noise, blur, vignetting...) and
+    stored downscaled: the model input is far smaller than either, and the runtime's
+    reduced-scale JPEG decode downsamples a snapshot the same way. With a ``domain`` (default:
+    every family) the renderer randomises material, deposits, lights and lens, and ``looks.json``
+    records which families each image shows (leave-one-family-out runs filter on it); ``None``
+    renders the original galvanised ducts. ``seed_offset`` moves every split's seeds (held-out
+    sets drawn from fresh scenes).
     """
     counts = dict(DEFAULT_COUNTS if counts is None else counts)
     unknown = set(counts) - set(SPLITS)
     if unknown:
         raise DatasetError(f"unknown split(s) {sorted(unknown)}; expected {SPLITS}")
+    from hil.render import look_for
+
     started = time.monotonic()
+    looks: dict[str, list[str]] = {}
     for split, count in counts.items():
         for label in LABELS:
             (out_dir / split / label).mkdir(parents=True, exist_ok=True)
-        base = SPLIT_SEED_BASE[split]
+        base = SPLIT_SEED_BASE[split] + seed_offset
         for seed in range(base, base + count):
-            label, _dirt, image = render_sample(seed, width=render_width, height=render_height)
+            label, _dirt, image = render_sample(
+                seed, width=render_width, height=render_height, domain=domain
+            )
             if (render_width, render_height) != (width, height):
                 image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
-            path = out_dir / split / label / f"s{seed:07d}.jpg"
+            relative = f"{split}/{label}/s{seed:07d}.jpg"
+            path = out_dir / relative
             if not cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]):
                 raise DatasetError(f"cannot write {path}")
+            if domain is not None:
+                looks[relative] = list(look_for(seed, domain).families)
         logger.info("generated split=%s images=%d", split, count)
+    if domain is not None:
+        (out_dir / LOOKS_FILE).write_text(json.dumps(looks) + "\n", encoding="utf-8")
     info = {
         "generator": "models.dataset.generate (hil.render.render_duct, nuisance on)",
+        "domain": "classic galvanised renderer" if domain is None else domain.describe(),
         "counts": counts,
-        "seed_ranges": {s: [SPLIT_SEED_BASE[s], SPLIT_SEED_BASE[s] + counts[s]] for s in counts},
+        "seed_ranges": {
+            s: [SPLIT_SEED_BASE[s] + seed_offset, SPLIT_SEED_BASE[s] + seed_offset + counts[s]]
+            for s in counts
+        },
         "labels": list(LABELS),
         "dirt_ranges": _dirt_ranges(),
         "render_size": [render_width, render_height],
@@ -152,7 +180,8 @@ def describe(root: Path) -> str:
         counts = ", ".join(f"{k} {v}" for k, v in info.get("counts", {}).items())
         ranges = info.get("dirt_ranges", {})
         return (
-            f"synthetic duct images from hil.render (nuisance on), {counts} images; "
+            f"synthetic duct images from hil.render (nuisance on, families: "
+            f"{info.get('domain', 'classic galvanised renderer')}), {counts} images; "
             f"clean = dirt {ranges.get(CLEAN)}, dirty = dirt {ranges.get(DIRTY)}; "
             f"rendered {info.get('render_size')} stored {info.get('stored_size')} JPEG"
         )
@@ -291,6 +320,15 @@ def sync_command(root: Path, s3_prefix: str) -> str:
     )
 
 
+def parse_render_size(text: str) -> tuple[int, int]:
+    """``"320x240"`` -> (320, 240): width x height, as cameras state it."""
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"expected WxH such as 320x240, got {text!r}") from None
+    return width, height
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m models.dataset OUT_DIR [--train N ...]``: generate a synthetic data set."""
     import argparse
@@ -301,6 +339,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.add_argument(f"--{split}", type=int, default=DEFAULT_COUNTS[split], metavar="N")
     parser.add_argument("--width", type=int, default=320)
     parser.add_argument("--height", type=int, default=240)
+    parser.add_argument("--render-size", type=parse_render_size, default=(640, 480), metavar="WxH")
+    parser.add_argument(
+        "--include",
+        nargs="*",
+        default=[],
+        metavar="FAMILY",
+        choices=ALL_FAMILIES,
+        help="keep only these families in their groups (e.g. --include rust)",
+    )
+    parser.add_argument(
+        "--exclude",
+        nargs="*",
+        default=[],
+        metavar="FAMILY",
+        choices=ALL_FAMILIES,
+        help="leave these renderer families out (e.g. --exclude rust flex)",
+    )
+    parser.add_argument(
+        "--classic", action="store_true", help="the original galvanised renderer, no families"
+    )
+    parser.add_argument("--seed-offset", type=int, default=0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     info = generate(
@@ -308,6 +367,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         {s: getattr(args, s) for s in SPLITS},
         width=args.width,
         height=args.height,
+        render_width=args.render_size[0],
+        render_height=args.render_size[1],
+        domain=None if args.classic else Domain.of(args.include, args.exclude),
+        seed_offset=args.seed_offset,
     )
     print(json.dumps(info, indent=2))
     return 0

@@ -117,3 +117,26 @@ def test_cli_export_bad_layout_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(dataset_command.DatasetCommandError, match="missing") as info:
         cli(["dataset", "export", str(tmp_path), "--s3-prefix", "s3://b/p"])
     assert info.value.exit_code == ExitCode.USAGE
+
+
+def test_generator_records_each_images_renderer_families(tmp_path: Path) -> None:
+    from hil.render_domain import Domain
+    from models.dataset import LOOKS_FILE, generate
+
+    info = generate(
+        tmp_path,
+        {"train": 4},
+        width=64,
+        height=48,
+        render_width=64,
+        render_height=48,
+        domain=Domain.of(exclude=["rust"]),
+        seed_offset=500,
+    )
+    looks = json.loads((tmp_path / LOOKS_FILE).read_text())
+    assert sorted(looks) == sorted(
+        p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.jpg")
+    )
+    assert all("rust" not in families for families in looks.values())
+    assert info["domain"] == "all but rust"
+    assert info["seed_ranges"]["train"] == [500, 504]
