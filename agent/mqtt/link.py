@@ -247,7 +247,7 @@ class MqttLink:
             body = {}
         body["state"] = state
         try:
-            return self.outbox.put(MessageClass.STATUS, "", body, retain=True)
+            return self.outbox.put(MessageClass.STATUS, "", body, retain=True).message
         except (OutboxError, wire.WireError) as exc:
             self._record_error(str(exc))
             log.error("mqtt cannot queue status state=%s error=%s", state, exc)

@@ -64,3 +64,30 @@ def test_a_healthy_outbox_gets_the_message_at_once(tmp_path: Path, kind: Message
     Dispatcher(outbox).send(kind, "telemetry" if kind is MessageClass.TELEMETRY else "alarm/x", {})
     assert [m.kind for m in outbox.pending(5)] == [kind]
     outbox.close()
+
+
+def test_a_message_refused_by_policy_is_set_aside_and_never_blocks_the_alarm_behind_it(
+    tmp_path: Path,
+) -> None:
+    outbox = Outbox(tmp_path / "o.sqlite", "dev", max_messages=2)
+    dispatch = Dispatcher(outbox)
+    dispatch.send(MessageClass.ALARM, "alarm/a", {"n": 1})
+    dispatch.send(MessageClass.ALARM, "alarm/b", {"n": 2})
+    dispatch.send(MessageClass.TELEMETRY, "telemetry", {"n": 3})  # full of alarms: refused
+    dispatch.send(MessageClass.ALARM, "alarm/c", {"n": 4})
+    assert dispatch.backlog == 0
+    assert [m.topic.rsplit("/", 1)[-1] for m in outbox.pending(10)] == ["a", "b", "c"]
+    assert dispatch.set_aside == 1
+    assert dispatch.last_error is None, "a policy refusal is not a broken disk"
+    outbox.close()
+
+
+def test_a_message_that_can_never_be_stored_is_set_aside_not_retried(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "o.sqlite", "dev")
+    dispatch = Dispatcher(outbox)
+    dispatch.send(MessageClass.ALARM, "alarm/bad name", {"n": 1})  # not topic-safe
+    dispatch.send(MessageClass.TELEMETRY, "telemetry", {"pad": "x" * 200_000})  # too large
+    dispatch.send(MessageClass.ALARM, "alarm/good", {"n": 2})
+    assert dispatch.backlog == 0 and dispatch.set_aside == 2
+    assert [m.topic.rsplit("/", 1)[-1] for m in outbox.pending(10)] == ["good"]
+    outbox.close()

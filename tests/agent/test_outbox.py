@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from agent import wire
-from agent.outbox import MessageClass, Outbox, OutboxError, OutboxFullError
+from agent.outbox import MessageClass, Outbox, OutboxError, PutOutcome
 
 T = MessageClass.TELEMETRY
 V = MessageClass.VERDICT
@@ -33,7 +33,7 @@ def kinds_and_seqs(outbox: Outbox) -> list[tuple[str, int]]:
 
 def test_put_builds_the_payload_and_topic(tmp_path: Path) -> None:
     with Outbox(tmp_path / "o.db", "duct-7", clock=lambda: 1_700_000_000.25) as outbox:
-        message = outbox.put(A, "co2_high", {"event": "raised", "value": 1600.0})
+        message = outbox.put(A, "co2_high", {"event": "raised", "value": 1600.0}).message
         assert message.seq == 1
         assert message.topic == "remotair/v1/duct-7/alarm/co2_high"
         assert json.loads(message.payload) == {
@@ -50,12 +50,12 @@ def test_put_builds_the_payload_and_topic(tmp_path: Path) -> None:
 def test_seq_is_monotonic_and_never_reused_across_deletes_and_reopen(tmp_path: Path) -> None:
     path = tmp_path / "o.db"
     with Outbox(path, "d1") as outbox:
-        seqs = [outbox.put(T, "", {"i": i}).seq for i in range(3)]
+        seqs = [outbox.put(T, "", {"i": i}).message.seq for i in range(3)]
         assert seqs == [1, 2, 3]
         assert outbox.delivered_many(seqs) == 3
         assert outbox.stats().depth == 0
     with Outbox(path, "d1") as outbox:
-        assert outbox.put(T, "", {"i": 3}).seq == 4
+        assert outbox.put(T, "", {"i": 3}).message.seq == 4
         assert outbox.stats().next_seq == 5
 
 
@@ -66,7 +66,7 @@ def test_concurrent_puts_get_unique_contiguous_seqs(tmp_path: Path) -> None:
 
         def worker() -> None:
             for i in range(50):
-                seq = outbox.put(T, "", {"i": i}).seq
+                seq = outbox.put(T, "", {"i": i}).message.seq
                 with lock:
                     got.append(seq)
 
@@ -100,16 +100,16 @@ def test_put_survives_sigkill_right_after_it_returns(tmp_path: Path) -> None:
     with Outbox(path, "d1") as outbox:
         assert [m.seq for m in outbox.pending(100)] == list(range(1, 21))
         assert outbox.stats().depth == 20
-        assert outbox.put(T, "", {"i": 20}).seq == 21
+        assert outbox.put(T, "", {"i": 20}).message.seq == 21
 
 
 def test_stats_counts_depth_bytes_and_age(tmp_path: Path) -> None:
     now = [1000.0]
     with Outbox(tmp_path / "o.db", "d1", clock=lambda: now[0]) as outbox:
         assert outbox.stats().oldest_age_s is None
-        first = outbox.put(T, "", {"i": 1})
+        first = outbox.put(T, "", {"i": 1}).message
         now[0] = 1010.0
-        second = outbox.put(V, "cam0", {"label": "clean"})
+        second = outbox.put(V, "cam0", {"label": "clean"}).message
         now[0] = 1025.5
         stats = outbox.stats()
         assert stats.depth == 2
@@ -124,7 +124,7 @@ def test_stats_counts_depth_bytes_and_age(tmp_path: Path) -> None:
 
 def test_put_many_is_one_all_or_nothing_transaction(tmp_path: Path) -> None:
     with Outbox(tmp_path / "o.db", "d1") as outbox:
-        messages = outbox.put_many(T, "telemetry", [{"i": i} for i in range(3)])
+        messages = outbox.put_many(T, "telemetry", [{"i": i} for i in range(3)]).messages
         assert [m.seq for m in messages] == [1, 2, 3]
         assert [json.loads(m.payload)["i"] for m in outbox.pending(10)] == [0, 1, 2]
         with pytest.raises(wire.WireError, match="non-finite"):
@@ -176,8 +176,9 @@ def test_eviction_order_telemetry_then_verdicts_never_alarms(tmp_path: Path) -> 
         outbox.put(A, "rh", {"x": 1})  # evicts telemetry 12
         outbox.put(A, "rh", {"x": 1})  # nothing evictable: kept over the bound
         assert outbox.stats().depth == 7
-        with pytest.raises(OutboxFullError, match="no room for a telemetry message"):
-            outbox.put(T, "", {"x": 1})
+        refused = outbox.put(T, "", {"x": 1})
+        assert refused.outcome is PutOutcome.REFUSED_BY_POLICY and refused.message is None
+        assert "no room for a telemetry message" in str(refused.reason)
         stats = outbox.stats()
         assert stats.evicted[T] == 6  # 1, 2, 5, 11, 12 evicted, and the refused one counted
         assert stats.evicted[V] == 2
@@ -185,10 +186,27 @@ def test_eviction_order_telemetry_then_verdicts_never_alarms(tmp_path: Path) -> 
         assert stats.next_seq == 15  # 14 puts; the refused put did not consume a seq
 
 
+def test_put_says_stored_stored_after_evicting_or_refused_by_policy(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "o.db", "d1", max_messages=2) as outbox:
+        first = outbox.put(T, "", {"x": 1})
+        assert (first.outcome, first.stored, dict(first.evicted)) == (PutOutcome.STORED, True, {})
+        outbox.put(A, "a", {"x": 2})
+        evicting = outbox.put(A, "b", {"x": 3})
+        assert evicting.outcome is PutOutcome.STORED_AFTER_EVICTING
+        assert dict(evicting.evicted) == {T: 1} and evicting.message is not None
+        refused = outbox.put(V, "cam0", {"label": "clean"})
+        assert (refused.outcome, refused.stored, refused.messages) == (
+            PutOutcome.REFUSED_BY_POLICY,
+            False,
+            (),
+        )
+        assert outbox.stats().evicted[V] == 1
+
+
 def test_byte_bound_evicts_oldest_telemetry(tmp_path: Path) -> None:
     path = tmp_path / "o.db"
     with Outbox(path, "d1", max_bytes=1000) as outbox:
-        size = len(outbox.put(T, "", {"pad": "x" * 200}).payload)
+        size = len(outbox.put(T, "", {"pad": "x" * 200}).message.payload)
         for _ in range(10):
             outbox.put(T, "", {"pad": "x" * 200})
         stats = outbox.stats()
@@ -205,13 +223,13 @@ def test_byte_bound_evicts_oldest_telemetry(tmp_path: Path) -> None:
 def test_status_and_discovery_are_latest_per_topic(tmp_path: Path) -> None:
     with Outbox(tmp_path / "o.db", "d1") as outbox:
         outbox.put(S, "", {"state": "online", "n": 1}, retain=True)
-        telemetry = outbox.put(T, "", {"x": 1})
-        newest = outbox.put(S, "", {"state": "online", "n": 2}, retain=True)
-        outbox.put(D, "homeassistant/sensor/d1/a/config", {"name": "a", "rev": 1}, retain=True)
-        outbox.put(D, "homeassistant/sensor/d1/b/config", {"name": "b"}, retain=True)
-        last_a = outbox.put(
-            D, "homeassistant/sensor/d1/a/config", {"name": "a", "rev": 2}, retain=True
-        )
+        telemetry = outbox.put(T, "", {"x": 1}).message
+        newest = outbox.put(S, "", {"state": "online", "n": 2}, retain=True).message
+        outbox.put_discovery("homeassistant/sensor/d1/a/config", {"name": "a", "rev": 1})
+        outbox.put_discovery("homeassistant/sensor/d1/b/config", {"name": "b"})
+        last_a = outbox.put_discovery(
+            "homeassistant/sensor/d1/a/config", {"name": "a", "rev": 2}
+        ).message
         pending = outbox.pending(100)
         assert [m.seq for m in pending] == [telemetry.seq, newest.seq, 5, last_a.seq]
         assert outbox.pending_status() == [newest]
@@ -226,8 +244,8 @@ def test_status_and_discovery_are_latest_per_topic(tmp_path: Path) -> None:
 def test_failed_message_is_set_aside_without_blocking(tmp_path: Path) -> None:
     path = tmp_path / "o.db"
     with Outbox(path, "d1", max_attempts=3) as outbox:
-        bad = outbox.put(A, "big", {"x": 1})
-        good = outbox.put(T, "", {"x": 2})
+        bad = outbox.put(A, "big", {"x": 1}).message
+        good = outbox.put(T, "", {"x": 2}).message
         assert outbox.failed(bad.seq, "Not authorized (0x87)") is False
         assert outbox.failed(bad.seq, "Not authorized (0x87)") is False
         assert outbox.get(bad.seq) is not None
@@ -257,7 +275,7 @@ def test_result_can_carry_response_topic_and_correlation(tmp_path: Path) -> None
     with Outbox(tmp_path / "o.db", "d1") as outbox:
         message = outbox.put(
             MessageClass.RESULT, "ping", {"ok": True}, topic="replies/x", correlation_data=b"\x01"
-        )
+        ).message
         assert outbox.get(message.seq) == message
         assert message.topic == "replies/x"
         with pytest.raises(wire.WireError, match="wildcard"):
@@ -312,7 +330,7 @@ def test_full_disk_is_a_clear_error_and_loses_nothing_acknowledged(tmp_path: Pat
         stored: list[int] = []
         with pytest.raises(OutboxError) as caught:
             for i in range(10_000):
-                stored.append(outbox.put(A, "x", {"i": i, "pad": "p" * 2000}).seq)
+                stored.append(outbox.put(A, "x", {"i": i, "pad": "p" * 2000}).message.seq)
         assert "full" in str(caught.value)
         assert str(storage / "outbox.db") in str(caught.value)
         assert stored, "nothing fitted at all: the test storage is too small"

@@ -109,9 +109,9 @@ def test_topics_payload_schema_qos_and_retained_status(
     watcher = subscribe(mosquitto, f"remotair/v1/{DEVICE}/#", protocol=PAHO_PROTOCOL[protocol])
     telemetry = outbox.put(
         MessageClass.TELEMETRY, "", {"sensors": {"duct": {"chip": "scd4x", "co2_ppm": 612.0}}}
-    )
-    verdict = outbox.put(MessageClass.VERDICT, "cam0", {"camera": "cam0", "label": "clean"})
-    alarm = outbox.put(MessageClass.ALARM, "co2_high", {"event": "raised", "value": 1600.0})
+    ).message
+    verdict = outbox.put(MessageClass.VERDICT, "cam0", {"camera": "cam0", "label": "clean"}).message
+    alarm = outbox.put(MessageClass.ALARM, "co2_high", {"event": "raised", "value": 1600.0}).message
     link = links(settings_for(mosquitto, protocol), outbox)
     received = watcher.wait_for(lambda ms: len(ms) >= 4)
     by_topic = {m.topic: m for m in received}
@@ -200,7 +200,7 @@ def test_broker_outage_every_seq_delivered_no_gap(
 
     def produce() -> None:
         for i in range(total):
-            put_seqs.append(outbox.put(MessageClass.TELEMETRY, "", {"i": i}).seq)
+            put_seqs.append(outbox.put(MessageClass.TELEMETRY, "", {"i": i}).message.seq)
             time.sleep(0.002)
 
     producer = threading.Thread(target=produce)
@@ -298,8 +298,8 @@ def test_mqtt5_rejected_publish_is_set_aside_and_does_not_block(
     broker = mosquitto_factory(f"acl_file {acl}\n")
     watcher = subscribe(broker, f"remotair/v1/{DEVICE}/telemetry")
     with Outbox(tmp_path / "o.db", DEVICE, max_attempts=3) as box:
-        forbidden = box.put(MessageClass.ALARM, "forbidden", {"event": "raised"})
-        after = box.put(MessageClass.TELEMETRY, "", {"i": 1})
+        forbidden = box.put(MessageClass.ALARM, "forbidden", {"event": "raised"}).message
+        after = box.put(MessageClass.TELEMETRY, "", {"i": 1}).message
         link = links(settings_for(broker, "5"), box)
         watcher.wait_for(has_seqs("telemetry", {after.seq}))
         wait_until(lambda: box.stats().set_aside == 1, 10, "rejected message set aside")
@@ -325,7 +325,7 @@ def test_tls_with_client_certificate(
 ) -> None:
     broker, tls_port, pki = tls_broker
     watcher = subscribe(broker, f"remotair/v1/{DEVICE}/#")
-    message = outbox.put(MessageClass.ALARM, "co2_high", {"event": "raised"})
+    message = outbox.put(MessageClass.ALARM, "co2_high", {"event": "raised"}).message
     tls = TlsSettings(ca=pki.ca, cert=pki.client_cert, key=pki.client_key)
     link = links(settings_for(broker, protocol, port=tls_port, tls=tls), outbox)
     watcher.wait_for(has_seqs("alarm/co2_high", {message.seq}))
