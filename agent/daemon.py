@@ -12,7 +12,8 @@ import logging
 import signal
 import threading
 import time
-from dataclasses import asdict
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -46,87 +47,147 @@ class StorageError(RemotairError):
     exit_code = ExitCode.FAILURE
 
 
+@dataclass(frozen=True, slots=True)
+class AgentParts:
+    """What :func:`open_parts` opens for an agent: storage, the board, vision."""
+
+    outbox: Outbox
+    alarms: AlarmEngine
+    board: Board
+    classifier: Classifier | None
+    vision_error: str | None
+    """Why vision is off when it was configured (the agent samples regardless)."""
+    snapshot_dir: Path
+
+    def close(self) -> None:
+        self.board.close()
+        self.outbox.close()
+
+
+def open_parts(config: Config, *, simulate: bool = False) -> AgentParts:
+    """Open the state directory, the outbox, the alarm state, the board and the classifier.
+
+    All or nothing: if one part cannot be opened, those already open are closed again before
+    the error propagates, so a failed start leaves no half-built agent behind.
+    """
+    state_dir = Path(config.storage.dir)
+    snapshot_dir = state_dir / "snapshots"
+    try:
+        snapshot_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(
+            f"state directory {state_dir} is not usable: {exc.strerror or exc}"
+            " (set [storage] dir to a writable directory)"
+        ) from exc
+    with ExitStack() as opened:
+        outbox = Outbox(
+            state_dir / "outbox.sqlite",
+            config.device.id,
+            max_messages=config.storage.outbox_max_messages,
+            max_bytes=int(config.storage.outbox_max_mb * 1024 * 1024),
+            topic_root=config.mqtt.topic_root,
+        )
+        opened.callback(outbox.close)
+        alarms = AlarmEngine(config.alarms, state_dir / "alarms.json")
+        board = open_board(config.board, simulate=simulate, realtime=True)
+        opened.callback(board.close)
+        classifier: Classifier | None = None
+        vision_error: str | None = None
+        try:
+            classifier = _classifier(config, state_dir)
+        except RemotairError as exc:
+            vision_error = str(exc)
+            log.error("vision disabled error=%s", exc)
+        opened.pop_all()
+    return AgentParts(outbox, alarms, board, classifier, vision_error, snapshot_dir)
+
+
+def build_agent(
+    config: Config,
+    *,
+    config_file: Path | None = None,
+    simulate: bool = False,
+    notifier: Notifier | None = None,
+) -> Agent:
+    """An agent with every part open and wired, nothing running yet (see :meth:`Agent.start`)."""
+    parts = open_parts(config, simulate=simulate)
+    try:
+        return Agent(config, parts, config_file=config_file, notifier=notifier)
+    except BaseException:
+        parts.close()
+        raise
+
+
 class Agent:
-    """One running agent. ``start`` opens everything, ``run`` watches, ``shutdown`` closes."""
+    """One agent, built complete by :func:`build_agent`: ``start`` starts its threads, ``run``
+    watches, ``shutdown`` stops and closes everything."""
 
     def __init__(
         self,
         config: Config,
+        parts: AgentParts,
         *,
         config_file: Path | None = None,
-        simulate: bool = False,
         notifier: Notifier | None = None,
     ) -> None:
         self.config = config
         self.config_file = config_file
-        self.simulate = simulate
         self.notifier = notifier or Notifier()
         self.device_id = config.device.id
         self.stop_event = threading.Event()
         self.started_at = time.time()
         self._monotonic_start = time.monotonic()
-        self.jobs: dict[str, PeriodicJob] = {}
         self._alarm_lock = threading.Lock()
         self._last_status: tuple[object, ...] | None = None
         self._last_status_at = 0.0
-        self.vision_error: str | None = None
-        self.classifier: Classifier | None = None
         self.control: ControlServer | None = None
+        """The control socket, once started; None when it could not be (logged, not fatal)."""
 
-    # -- start-up -----------------------------------------------------------------------------
-    def start(self) -> None:
-        cfg = self.config
-        state_dir = Path(cfg.storage.dir)
-        self.snapshot_dir = state_dir / "snapshots"
-        try:
-            self.snapshot_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StorageError(
-                f"state directory {state_dir} is not usable: {exc.strerror or exc}"
-                " (set [storage] dir to a writable directory)"
-            ) from exc
-        self.outbox = Outbox(
-            state_dir / "outbox.sqlite",
-            self.device_id,
-            max_messages=cfg.storage.outbox_max_messages,
-            max_bytes=int(cfg.storage.outbox_max_mb * 1024 * 1024),
-            topic_root=cfg.mqtt.topic_root,
-        )
+        self.outbox = parts.outbox
+        self.alarms = parts.alarms
+        self.board = parts.board
+        self.classifier = parts.classifier
+        self.vision_error = parts.vision_error
+        self.snapshot_dir = parts.snapshot_dir
+        self._parts = parts
         self.dispatch = Dispatcher(self.outbox)
-        self.alarms = AlarmEngine(cfg.alarms, state_dir / "alarms.json")
-        self.board: Board = open_board(cfg.board, simulate=self.simulate, realtime=True)
-        try:
-            self.classifier = _classifier(cfg, state_dir)
-        except RemotairError as exc:
-            self.vision_error = str(exc)
-            log.error("vision disabled error=%s", exc)
         self.sampler = Sampler(self.board.sensors, self.board.sensor_info)
         self.takers = {
             name: SnapshotTaker(
-                name, cam, self.classifier, self.snapshot_dir, keep=cfg.storage.snapshots_keep
+                name,
+                cam,
+                self.classifier,
+                self.snapshot_dir,
+                keep=config.storage.snapshots_keep,
             )
             for name, cam in self.board.cameras.items()
         }
         self.commands = agent_command_table(self)
         self.link = MqttLink(
-            _mqtt_settings(cfg),
+            _mqtt_settings(config),
             self.outbox,
             self.device_id,
             commands=self.commands,
             status_body=self.status_document,
         )
-        if cfg.mqtt.ha_discovery:
-            self._send_discovery()
-        self._add_job("sensors", cfg.schedule.sensor_interval_s, self.sample_round)
+        self.jobs: dict[str, PeriodicJob] = {}
+        schedule = config.schedule
+        self._add_job("sensors", schedule.sensor_interval_s, self.sample_round)
         for i, name in enumerate(self.takers):
             self._add_job(
                 f"camera-{name}",
-                cfg.schedule.snapshot_interval_s,
+                schedule.snapshot_interval_s,
                 lambda name=name: self.snapshot(name),
-                first_delay_s=min(5.0, cfg.schedule.snapshot_interval_s / 4) * i,
+                first_delay_s=min(5.0, schedule.snapshot_interval_s / 4) * i,
             )
         if _cloud_of(self.classifier) is not None:
-            self._add_job("cloud-retry", cfg.schedule.snapshot_interval_s, self.retry_cloud)
+            self._add_job("cloud-retry", schedule.snapshot_interval_s, self.retry_cloud)
+
+    # -- start-up -----------------------------------------------------------------------------
+    def start(self) -> None:
+        cfg = self.config
+        if cfg.mqtt.ha_discovery:
+            self._send_discovery()
         self.link.start()
         for job in self.jobs.values():
             job.start()
@@ -169,7 +230,7 @@ class Agent:
         result = self.sampler.sample()
         self.dispatch.send(
             MessageClass.TELEMETRY,
-            "telemetry",
+            "",
             result.telemetry_body(self.board.sensor_info),
             ts=result.ts,
         )
@@ -194,9 +255,7 @@ class Agent:
                 if result.verdict is not None and not result.verdict.pending:
                     events += self.alarms.observe_verdict(camera, result.verdict.label, result.ts)
         if result.verdict is not None:
-            self.dispatch.send(
-                MessageClass.VERDICT, f"vision/{camera}", result.verdict_body(), ts=result.ts
-            )
+            self.dispatch.send(MessageClass.VERDICT, camera, result.verdict_body(), ts=result.ts)
         self._send_alarms(events)
         return result
 
@@ -210,21 +269,17 @@ class Agent:
         for path, verdict in done:
             camera = cameras.get(path, "unknown")
             body = SnapshotResult(camera, time.time(), None, verdict, None).verdict_body()
-            self.dispatch.send(
-                MessageClass.VERDICT, f"vision/{camera}", body | {"retried": path.name}
-            )
+            self.dispatch.send(MessageClass.VERDICT, camera, body | {"retried": path.name})
         return len(done)
 
     def _send_alarms(self, events: list[AlarmEvent]) -> None:
         for event in events:  # the alarm engine has logged each one
-            self.dispatch.send(
-                MessageClass.ALARM, f"alarm/{event.name}", event.to_body(), ts=event.ts
-            )
+            self.dispatch.send(MessageClass.ALARM, event.name, event.to_body(), ts=event.ts)
 
     # -- health ------------------------------------------------------------------------------
     def status_document(self) -> dict[str, Any]:
         stats = self.outbox.stats()
-        broker = self.link.state() if hasattr(self, "link") else None
+        broker = self.link.state()
         with self._alarm_lock:
             active = [
                 {"name": a.name, "severity": a.severity, "since": a.raised_at, "message": a.message}
@@ -238,11 +293,12 @@ class Agent:
                 board_kind=self.board.kind,
                 model_id=getattr(self.classifier, "model_id", None),
                 vision_error=self.vision_error,
-                broker=_jsonable(asdict(broker)) if broker else {},
+                broker=_jsonable(asdict(broker)),
                 sensors=list(self.sampler.state.values()),
                 cameras=[t.state for t in self.takers.values()],
                 active_alarms=active,
-                outbox=_jsonable(asdict(stats)) | {"memory_backlog": self.dispatch.backlog},
+                outbox=_jsonable(asdict(stats))
+                | {"memory_backlog": self.dispatch.backlog, "not_stored": self.dispatch.set_aside},
                 last_error=self.dispatch.last_error,
                 jobs={
                     n: {
@@ -285,7 +341,7 @@ class Agent:
             or now - self._last_status_at >= self.config.schedule.status_interval_s
         ):
             try:
-                self.outbox.put(MessageClass.STATUS, "status", doc, retain=True)
+                self.outbox.put(MessageClass.STATUS, "", doc, retain=True)  # never refused
                 self._last_status, self._last_status_at = fp, now
             except OutboxError as exc:
                 # Storage full or read-only: the dispatcher holds the readings and reports the
@@ -306,12 +362,8 @@ class Agent:
         for job in self.jobs.values():
             if not job.join(timeout=5.0):
                 log.warning("job still running at shutdown job=%s", job.name)
-        if hasattr(self, "link"):
-            self.link.stop(flush_timeout_s)
-        if hasattr(self, "board"):
-            self.board.close()
-        if hasattr(self, "outbox"):
-            self.outbox.close()
+        self.link.stop(flush_timeout_s)
+        self._parts.close()
         log.info("agent stopped")
 
 
@@ -386,7 +438,7 @@ def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
 
 def run_agent(config: Config, *, config_file: Path | None, simulate: bool) -> int:
     """Start, run until SIGTERM/SIGINT, shut down cleanly. Returns the exit code."""
-    agent = Agent(config, config_file=config_file, simulate=simulate)
+    agent = build_agent(config, config_file=config_file, simulate=simulate)
     signal.signal(signal.SIGTERM, agent.request_stop)
     signal.signal(signal.SIGINT, agent.request_stop)
     try:

@@ -65,7 +65,10 @@ class PeriodicJob:
         self._thread.start()
 
     def join(self, timeout: float) -> bool:
-        """Wait at most ``timeout`` s for the thread; False if it is still running (stuck)."""
+        """Wait at most ``timeout`` s for the thread; False if it is still running (stuck).
+        True at once for a job that was never started."""
+        if self._thread.ident is None:
+            return True
         self._thread.join(timeout)
         return not self._thread.is_alive()
 

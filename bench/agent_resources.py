@@ -90,12 +90,12 @@ level = "warning"
 def child(config_path: Path) -> int:
     """Run the real agent and perform what the parent asks on stdin, one line per request."""
     from agent.config import load_config
-    from agent.daemon import Agent
+    from agent.daemon import build_agent
     from agent.logging_setup import configure_logging
 
     config = load_config(config_path)
     configure_logging(config.logging.level)
-    agent = Agent(config, config_file=config_path)
+    agent = build_agent(config, config_file=config_path)
     agent.start()
     threading.Thread(target=agent.run, name="main-loop", daemon=True).start()
     time.sleep(WARM_UP_S)

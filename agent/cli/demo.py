@@ -146,7 +146,7 @@ class _Printer:
 
 
 def run(args: argparse.Namespace) -> int:
-    from agent.daemon import Agent
+    from agent.daemon import build_agent
     from hil.broker import BrokerError, LocalBroker, port_open
 
     configure_logging("warning", debug=args.debug)
@@ -180,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
         printer = _Printer(host, port)
         # Watch from the first message on (bounded: with no broker the agent runs regardless).
         printer.subscribed.wait(timeout=5.0)
-        agent = Agent(config, config_file=config_file)
+        agent = build_agent(config, config_file=config_file)
         print(
             f"agent on the simulated board: 7 sensors, 2 cameras, world time x{args.speed:g};"
             f" messages under remotair/v1/{config.device.id}/ ..."

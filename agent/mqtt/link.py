@@ -123,8 +123,10 @@ class MqttLink:
         """Flush what the broker takes within the bound, publish offline, disconnect.
 
         If the offline status is not acknowledged in time the link drops the connection so that
-        the broker publishes the last will (offline) itself.
+        the broker publishes the last will (offline) itself. Nothing to do if never started.
         """
+        if not self._threads:
+            return
         drain = self._drain
         deadline = time.monotonic() + max(0.0, flush_timeout_s)
         reserve = min(1.0, flush_timeout_s / 4)

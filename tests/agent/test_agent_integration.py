@@ -38,7 +38,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from agent import daemon
 from agent.command_table import Transport
 from agent.config import parse_config
-from agent.daemon import Agent
+from agent.daemon import Agent, build_agent
 from agent.outbox import MessageClass, Outbox, OutboxError, OutboxMessage
 from agent.sd_notify import Notifier
 from hil.broker import free_port
@@ -180,7 +180,8 @@ def run_agent(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], Runni
     started: list[RunningAgent] = []
 
     def start(text: str) -> RunningAgent:
-        agent = Agent(parse_config(text, source="test.toml", env={}), notifier=Notifier(env={}))
+        config = parse_config(text, source="test.toml", env={})
+        agent = build_agent(config, notifier=Notifier(env={}))
         agent.start()
         result: list[int] = []
         thread = threading.Thread(target=lambda: result.append(agent.run()), daemon=True)
