@@ -37,7 +37,7 @@ humidity, temperature, a camera, whose subject changes over weeks) is a ``warnin
 Labels other than ``dirty`` and ``clean`` (an ``uncertain`` verdict) neither count towards nor
 break a ``duct_dirty`` streak. A measurement or verdict also counts as a good read or capture.
 
-The set of active alarms survives a restart (:mod:`agent.alarm_state`); pending hold timers and
+The set of active alarms survives a restart (:mod:`agent.active_alarms`); pending hold timers and
 counters do not, so after a restart a condition needs its full hold time or streak again.
 """
 
@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from agent.alarm_state import ActiveAlarm, AlarmStateFile, Severity
+from agent.active_alarms import ActiveAlarm, AlarmStateFile, Severity
 from agent.errors import ExitCode, RemotairError
 from drivers.measurement import Measurement
 

@@ -25,7 +25,6 @@ from agent.config import Config
 from agent.control import ControlServer
 from agent.dispatch import Dispatcher
 from agent.errors import ExitCode, RemotairError
-from agent.health import HealthInputs, fingerprint, health_document
 from agent.homeassistant import discovery_messages, queue_discovery, sensor_quantities
 from agent.mqtt import MqttLink, MqttSettings, TlsSettings
 from agent.outbox import MessageClass, Outbox, OutboxError
@@ -33,6 +32,7 @@ from agent.sampling import RoundResult, Sampler
 from agent.scheduler import PeriodicJob
 from agent.sd_notify import Notifier
 from agent.snapshots import SnapshotResult, SnapshotTaker, queued_cameras
+from agent.status_document import HealthInputs, fingerprint, health_document
 from agent.vision import Classifier
 from agent.vision.factory import build_classifier
 

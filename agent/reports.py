@@ -1,8 +1,8 @@
 """The shapes of the ``alarms`` and ``outbox`` reports.
 
-Shared by the running agent's commands (:mod:`agent.agent_commands`) and :mod:`agent.offline_state`,
-so ``remotair alarms --json`` looks the same whether the agent answered or the state directory
-was read.
+Shared by the running agent's commands (:mod:`agent.agent_commands`) and
+:mod:`agent.state_directory`, so ``remotair alarms --json`` looks the same whether the agent
+answered or the state directory was read.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from agent.alarm_state import ActiveAlarm
+from agent.active_alarms import ActiveAlarm
 from agent.alarms import AlarmEvent
 from agent.outbox import OutboxMessage, OutboxStats, SetAsideMessage
 

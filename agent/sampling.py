@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from agent.board import SensorInfo
-from agent.part_health import PartHealth
+from agent.fault_record import FaultRecord
 from drivers.errors import SensorError
 from drivers.measurement import Measurement
 from drivers.sensor import Sensor
@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class SensorState(PartHealth):
+class SensorState(FaultRecord):
     """What the agent knows of one sensor, for the health report and the technician."""
 
     name: str

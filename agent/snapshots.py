@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from agent.errors import RemotairError
-from agent.part_health import PartHealth
+from agent.fault_record import FaultRecord
 from agent.vision import Classifier, CloudError, Verdict
 from drivers.camera import Camera, frame_problem, save_snapshot
 from drivers.errors import CameraError
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class CameraState(PartHealth):
+class CameraState(FaultRecord):
     """What the agent knows of one camera, for the health report and the technician."""
 
     name: str

@@ -12,7 +12,7 @@ from agent.cli.options import add_config_argument, load
 from agent.cli.output import print_json, print_table
 from agent.control import AgentNotRunning, request
 from agent.errors import ExitCode
-from agent.offline_state import StateDir
+from agent.state_directory import StateDir
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

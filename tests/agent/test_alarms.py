@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from agent.alarm_state import AlarmStateFile
+from agent.active_alarms import AlarmStateFile
 from agent.alarms import (
     AlarmConfigError,
     AlarmEngine,
@@ -529,7 +529,7 @@ def test_unwritable_state_keeps_working_in_memory(
     blocker.write_text("")  # a regular file as parent: the write fails even as root
     state = blocker / "alarms.json"
     engine = AlarmEngine(config(sensor_fault_consecutive=1), state_path=state)
-    with caplog.at_level(logging.WARNING, logger="agent.alarm_state"):
+    with caplog.at_level(logging.WARNING, logger="agent.active_alarms"):
         raised = engine.observe_sensor_fault("scd41", "timeout", ts=1.0)
         assert engine.observe_sensor_fault("scd41", "timeout", ts=2.0) == []  # no change, no log
         cleared = engine.observe_sensor_ok("scd41", ts=3.0)

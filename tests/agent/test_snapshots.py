@@ -121,11 +121,11 @@ def test_a_snapshot_queued_for_the_cloud_is_published_later_under_its_camera(
     sent: list[tuple[str, dict[str, object]]] = []
     agent = SimpleNamespace(
         classifier=cloud,
-        dispatch=SimpleNamespace(send=lambda kind, suffix, body, **kw: sent.append((suffix, body))),
+        dispatch=SimpleNamespace(send=lambda kind, name, body, **kw: sent.append((name, body))),
     )
     assert Agent.retry_cloud(agent) == 1  # type: ignore[arg-type]
-    [(topic, body)] = sent
-    assert topic == "vision/downstream"
+    [(camera, body)] = sent
+    assert camera == "downstream"
     assert body["camera"] == "downstream" and body["label"] == "dirty"
     assert body["retried"] == queued.name
     assert cloud.retry_queue.items() == []

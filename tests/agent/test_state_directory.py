@@ -7,10 +7,10 @@ import os
 import time
 from pathlib import Path
 
-from agent.alarm_state import ActiveAlarm, AlarmStateFile
-from agent.offline_state import StateDir
+from agent.active_alarms import ActiveAlarm, AlarmStateFile
 from agent.outbox import MessageClass, Outbox
 from agent.reports import outbox_report
+from agent.state_directory import StateDir
 
 
 def digest(directory: Path) -> dict[str, str]:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 
 @dataclass(kw_only=True)
-class PartHealth:
+class FaultRecord:
     """A part's current failure streak, its total faults and the last error, for the status."""
 
     consecutive_failures: int = 0

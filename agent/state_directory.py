@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.alarm_state import AlarmStateFile
+from agent.active_alarms import AlarmStateFile
 from agent.errors import ExitCode, RemotairError
 from agent.outbox import OutboxMessage, SetAsideMessage
 from agent.reports import alarms_report, outbox_report
