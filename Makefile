@@ -22,12 +22,24 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# Mosquitto for the integration tests and the demo: installed from Debian when missing.
+# The brokers of the integration tests, installed from Debian when missing: Mosquitto (the demo's
+# too) and RabbitMQ with its MQTT plugin. The tests start their own instances on free loopback
+# ports; RabbitMQ's system service, which installing the package may start, serves nothing here,
+# so it is stopped and disabled again.
 broker:
-	@command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || { \
-	  echo "installing mosquitto (Debian package)"; \
+	@missing=; \
+	command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || missing="$$missing mosquitto"; \
+	test -x /usr/lib/rabbitmq/bin/rabbitmq-server || missing="$$missing rabbitmq-server"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing (Debian packages)"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq mosquitto >/dev/null; }
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null || exit 1; \
+	  case "$$missing" in *rabbitmq-server*) \
+	    if [ -d /run/systemd/system ]; then \
+	      $$SUDO systemctl disable --now rabbitmq-server >/dev/null 2>&1 || true; fi;; \
+	  esac; \
+	fi
 
 lint: setup
 	$(PY) -m ruff check .

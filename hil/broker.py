@@ -13,12 +13,32 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Protocol
 
 START_TIMEOUT_S = 10.0
 
 
 class BrokerError(RuntimeError):
-    """Mosquitto is missing or would not start."""
+    """A broker is missing or would not start."""
+
+
+class Broker(Protocol):
+    """What the tests need of any broker: where it listens, what it speaks, an outage on demand.
+
+    ``stop()`` then ``start()`` is a broker restart on the same port.
+    """
+
+    kind: str
+    host: str
+    port: int
+    protocols: frozenset[str]
+
+    @property
+    def running(self) -> bool: ...
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 def mosquitto_binary() -> str:
@@ -48,6 +68,9 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
 
 class LocalBroker:
     """One mosquitto process listening on ``host:port`` (a free loopback port by default)."""
+
+    kind = "mosquitto"
+    protocols = frozenset({"3.1.1", "5"})
 
     def __init__(
         self,

@@ -1,4 +1,9 @@
-"""Broker fixtures: a real Mosquitto on a free loopback port, and a collecting subscriber.
+"""Broker fixtures: a real Mosquitto on a free loopback port, the broker matrix, a subscriber.
+
+A test that takes ``mqtt_broker`` runs once per broker of the matrix (Mosquitto, RabbitMQ's MQTT
+plugin); if it also takes ``protocol``, once per protocol each broker speaks. RabbitMQ is one node
+for the whole session (it takes ~10 s to boot), so its retained messages and sessions outlive a
+test: tests on it use a device id of their own.
 
 Every message a subscriber receives is checked against its JSON Schema in ``docs/schemas/``
 (``tests/support/wire_schemas.py``): a payload that breaks the written wire format fails the test
@@ -19,10 +24,13 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from hil.broker import BrokerError, LocalBroker
+from hil.broker import Broker, BrokerError, LocalBroker
 from hil.broker import free_port as broker_free_port
 from hil.pki import Pki, make_pki
+from hil.rabbitmq import RabbitMqBroker
 from tests.support.wire_schemas import check_message
+
+BROKER_PROTOCOLS = {"mosquitto": ("3.1.1", "5"), "rabbitmq": ("3.1.1",)}
 
 
 class Mosquitto(LocalBroker):
@@ -57,6 +65,53 @@ def mosquitto_factory(tmp_path: Path) -> Iterator[Callable[..., Mosquitto]]:
     yield make
     for broker in brokers:
         broker.stop()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize ``mqtt_broker`` (and ``protocol`` with it) over the broker matrix."""
+    if "mqtt_broker" not in metafunc.fixturenames:
+        return
+    if "protocol" in metafunc.fixturenames:
+        pairs = [(kind, p) for kind, protocols in BROKER_PROTOCOLS.items() for p in protocols]
+        metafunc.parametrize(
+            ("mqtt_broker", "protocol"),
+            pairs,
+            indirect=["mqtt_broker"],
+            ids=[f"{kind}-{p}" for kind, p in pairs],
+        )
+    else:
+        metafunc.parametrize("mqtt_broker", list(BROKER_PROTOCOLS), indirect=True)
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_node() -> Iterator[RabbitMqBroker]:
+    """One RabbitMQ node for the run; closed (node, port mapper, files) however the run ends."""
+    try:
+        node = RabbitMqBroker()
+        node.start()
+    except BrokerError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield node
+    finally:
+        node.close()
+    left = node.leftovers()
+    assert not left, f"RabbitMQ left behind: {left}"
+
+
+@pytest.fixture
+def mqtt_broker(
+    request: pytest.FixtureRequest, mosquitto_factory: Callable[..., Mosquitto]
+) -> Broker:
+    """The broker of this parametrization, running; ``stop()``/``start()`` is an outage."""
+    if request.param == "mosquitto":
+        return mosquitto_factory(persistence=True)
+    node: RabbitMqBroker = request.getfixturevalue("rabbitmq_node")
+    try:
+        node.start()  # a test that failed mid-outage leaves the application stopped
+    except BrokerError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    return node
 
 
 @pytest.fixture
@@ -197,12 +252,14 @@ def subscribe(request: pytest.FixtureRequest) -> Iterator[Callable[..., Subscrib
     envelope_only = tuple(marker.args) if marker else ()
 
     def make(
-        broker: Mosquitto,
+        broker: Broker,
         *topics: str,
-        protocol: MQTTProtocolVersion = paho.MQTTv5,
+        protocol: MQTTProtocolVersion | None = None,
         client_id: str = "",
         schema: str | None = None,
     ) -> Subscriber:
+        if protocol is None:  # the newest the broker speaks
+            protocol = paho.MQTTv5 if "5" in broker.protocols else paho.MQTTv311
         subscriber = Subscriber(
             broker.host, broker.port, topics, protocol, client_id, schema, envelope_only
         ).start()

@@ -1,4 +1,9 @@
-"""The MQTT link against a real Mosquitto: schema, outages, SIGKILL, TLS, will, commands."""
+"""The MQTT link against real brokers: schema, outages, SIGKILL, TLS, will, commands.
+
+Tests that take ``mqtt_broker`` run on every broker of the matrix (tests/agent/conftest.py):
+Mosquitto with MQTT 3.1.1 and 5, RabbitMQ's MQTT plugin with 3.1.1. The rest need a Mosquitto
+feature (an ACL file, TLS listeners, MQTT 5 properties).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,6 +41,8 @@ from tests.support.waiting import wait_until
 if TYPE_CHECKING:
     from conftest import Mosquitto, Received, Subscriber
 
+    from hil.broker import Broker
+
 # The link is tested with made-up bodies: only their envelope follows the wire format.
 pytestmark = [
     pytest.mark.broker,
@@ -42,12 +50,13 @@ pytestmark = [
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
-DEVICE = "duct-7"
 PROTOCOLS = ["3.1.1", "5"]
 PAHO_PROTOCOL = {"3.1.1": paho.MQTTv311, "5": paho.MQTTv5}
 
 
-def settings_for(broker: Mosquitto, protocol: str = "5", **overrides: object) -> MqttSettings:
+def settings_for(broker: Broker, protocol: str = "", **overrides: object) -> MqttSettings:
+    """Fast reconnects; ``protocol`` defaults to the newest the broker speaks."""
+    protocol = protocol or ("5" if "5" in broker.protocols else "3.1.1")
     values: dict[str, object] = {
         "host": broker.host,
         "port": broker.port,
@@ -62,18 +71,24 @@ def settings_for(broker: Mosquitto, protocol: str = "5", **overrides: object) ->
 
 
 @pytest.fixture
-def outbox(tmp_path: Path) -> Iterator[Outbox]:
-    with Outbox(tmp_path / "outbox.db", DEVICE) as box:
+def device() -> str:
+    """A device id of the test's own: RabbitMQ's retained messages and sessions outlive a test."""
+    return f"duct-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def outbox(device: str, tmp_path: Path) -> Iterator[Outbox]:
+    with Outbox(tmp_path / "outbox.db", device) as box:
         yield box
 
 
 @pytest.fixture
-def links() -> Iterator[Callable[..., MqttLink]]:
+def links(device: str) -> Iterator[Callable[..., MqttLink]]:
     started: list[MqttLink] = []
 
     def make(settings: MqttSettings, box: Outbox, **kwargs: object) -> MqttLink:
         kwargs.setdefault("status_body", lambda: {"version": "test"})
-        link = MqttLink(settings, box, DEVICE, **kwargs)  # type: ignore[arg-type]
+        link = MqttLink(settings, box, device, **kwargs)  # type: ignore[arg-type]
         link.start()
         started.append(link)
         return link
@@ -98,24 +113,24 @@ def has_seqs(suffix: str, wanted: set[int]) -> Callable[[list[Received]], bool]:
 # -- schema ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_topics_payload_schema_qos_and_retained_status(
+    device: str,
     protocol: str,
-    mosquitto: Mosquitto,
+    mqtt_broker: Broker,
     outbox: Outbox,
     links: Callable[..., MqttLink],
     subscribe: Callable[..., Subscriber],
 ) -> None:
-    watcher = subscribe(mosquitto, f"remotair/v1/{DEVICE}/#", protocol=PAHO_PROTOCOL[protocol])
+    watcher = subscribe(mqtt_broker, f"remotair/v1/{device}/#", protocol=PAHO_PROTOCOL[protocol])
     telemetry = outbox.put(
         MessageClass.TELEMETRY, "", {"sensors": {"duct": {"chip": "scd4x", "co2_ppm": 612.0}}}
     ).message
     verdict = outbox.put(MessageClass.VERDICT, "cam0", {"camera": "cam0", "label": "clean"}).message
     alarm = outbox.put(MessageClass.ALARM, "co2_high", {"event": "raised", "value": 1600.0}).message
-    link = links(settings_for(mosquitto, protocol), outbox)
+    link = links(settings_for(mqtt_broker, protocol), outbox)
     received = watcher.wait_for(lambda ms: len(ms) >= 4)
     by_topic = {m.topic: m for m in received}
-    base = f"remotair/v1/{DEVICE}"
+    base = f"remotair/v1/{device}"
     assert by_topic[f"{base}/telemetry"].payload == telemetry.payload
     assert by_topic[f"{base}/vision/cam0"].payload == verdict.payload
     assert by_topic[f"{base}/alarm/co2_high"].payload == alarm.payload
@@ -126,25 +141,26 @@ def test_topics_payload_schema_qos_and_retained_status(
     for document in [json.loads(m.payload) for m in received]:
         assert list(document)[:4] == ["v", "device", "seq", "ts"]
         assert document["v"] == 1
-        assert document["device"] == DEVICE
+        assert document["device"] == device
         assert isinstance(document["seq"], int)
         assert str(document["ts"]).endswith("Z")
     wait_until(lambda: outbox.stats().depth == 0, 5, "outbox drained after PUBACKs")
     state = link.state()
     assert state.connected and state.connected_since is not None and state.inflight == 0
-    late = subscribe(mosquitto, f"{base}/status")
+    late = subscribe(mqtt_broker, f"{base}/status")
     [retained] = late.wait_for(lambda ms: len(ms) >= 1)
     assert retained.retain is True
     assert json.loads(retained.payload)["state"] == "online"
 
 
 def test_stop_publishes_offline_retained_with_a_seq(
-    mosquitto: Mosquitto,
+    device: str,
+    mqtt_broker: Broker,
     outbox: Outbox,
     subscribe: Callable[..., Subscriber],
 ) -> None:
-    watcher = subscribe(mosquitto, f"remotair/v1/{DEVICE}/status")
-    link = MqttLink(settings_for(mosquitto), outbox, DEVICE, status_body=lambda: {"uptime_s": 1})
+    watcher = subscribe(mqtt_broker, f"remotair/v1/{device}/status")
+    link = MqttLink(settings_for(mqtt_broker), outbox, device, status_body=lambda: {"uptime_s": 1})
     link.start()
     watcher.wait_for(lambda ms: any(b'"online"' in m.payload for m in ms))
     for i in range(50):
@@ -159,14 +175,15 @@ def test_stop_publishes_offline_retained_with_a_seq(
 
 
 def test_agent_keeps_running_without_broker_and_delivers_when_it_appears(
-    mosquitto: Mosquitto,
+    device: str,
+    mqtt_broker: Broker,
     outbox: Outbox,
     links: Callable[..., MqttLink],
     subscribe: Callable[..., Subscriber],
 ) -> None:
-    mosquitto.stop()
+    mqtt_broker.stop()
     started = time.monotonic()
-    link = links(settings_for(mosquitto), outbox)
+    link = links(settings_for(mqtt_broker), outbox)
     assert time.monotonic() - started < 1.0, "start() must not block on the broker"
     outbox.put(MessageClass.ALARM, "co2_high", {"event": "raised"})
     wait_until(lambda: link.state().last_error is not None, 5, "first connect failure recorded")
@@ -174,8 +191,8 @@ def test_agent_keeps_running_without_broker_and_delivers_when_it_appears(
     assert not state.connected
     assert "connection refused" in str(state.last_error)
     assert state.next_retry_at is not None
-    mosquitto.start()
-    watcher = subscribe(mosquitto, f"remotair/v1/{DEVICE}/alarm/#")
+    mqtt_broker.start()
+    watcher = subscribe(mqtt_broker, f"remotair/v1/{device}/alarm/#")
     wait_until(lambda: outbox.stats().depth == 0, 10, "backlog delivered once the broker is up")
     assert link.state().connected
     del watcher
@@ -184,16 +201,16 @@ def test_agent_keeps_running_without_broker_and_delivers_when_it_appears(
 # -- no gap --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_broker_outage_every_seq_delivered_no_gap(
+    device: str,
     protocol: str,
-    mosquitto_factory: Callable[..., Mosquitto],
+    mqtt_broker: Broker,
     outbox: Outbox,
     links: Callable[..., MqttLink],
     subscribe: Callable[..., Subscriber],
 ) -> None:
-    broker = mosquitto_factory(persistence=True)
-    watcher = subscribe(broker, f"remotair/v1/{DEVICE}/telemetry", client_id=f"watch-{protocol}")
+    broker = mqtt_broker  # persistent: the watcher's session survives the restart
+    watcher = subscribe(broker, f"remotair/v1/{device}/telemetry", client_id=f"watch-{device}")
     link = links(settings_for(broker, protocol, inflight=5), outbox)
     total = 400
     put_seqs: list[int] = []
@@ -232,21 +249,21 @@ time.sleep(60)
 """
 
 
-@pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_sigkill_mid_publish_then_restart_no_gap_and_last_will(
+    device: str,
     protocol: str,
-    mosquitto: Mosquitto,
+    mqtt_broker: Broker,
     tmp_path: Path,
     subscribe: Callable[..., Subscriber],
 ) -> None:
     path = tmp_path / "agent-outbox.db"
     total = 3000
-    with Outbox(path, DEVICE) as box:
+    with Outbox(path, device) as box:
         for i in range(total):
             box.put(MessageClass.TELEMETRY, "", {"i": i})
-    watcher = subscribe(mosquitto, f"remotair/v1/{DEVICE}/#")
+    watcher = subscribe(mqtt_broker, f"remotair/v1/{device}/#")
     script = _KILLED_AGENT.format(
-        root=str(ROOT), path=str(path), device=DEVICE, port=mosquitto.port, protocol=protocol
+        root=str(ROOT), path=str(path), device=device, port=mqtt_broker.port, protocol=protocol
     )
     agent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
     try:
@@ -262,10 +279,10 @@ def test_sigkill_mid_publish_then_restart_no_gap_and_last_will(
     )
     [offline] = [d for d in docs(will, "status") if d["seq"] is None]
     assert offline["state"] == "offline", "the broker published the last will"
-    with Outbox(path, DEVICE) as box:
+    with Outbox(path, device) as box:
         left = box.stats().depth
         assert 0 < left < total, "the kill really landed mid-drain"
-        link = MqttLink(settings_for(mosquitto, protocol), box, DEVICE, status_body=dict)
+        link = MqttLink(settings_for(mqtt_broker, protocol), box, device, status_body=dict)
         link.start()
         try:
             received = watcher.wait_for(has_seqs("telemetry", set(range(1, total + 1))), timeout=20)
@@ -284,6 +301,7 @@ def test_sigkill_mid_publish_then_restart_no_gap_and_last_will(
 
 
 def test_mqtt5_rejected_publish_is_set_aside_and_does_not_block(
+    device: str,
     mosquitto_factory: Callable[..., Mosquitto],
     tmp_path: Path,
     links: Callable[..., MqttLink],
@@ -291,13 +309,13 @@ def test_mqtt5_rejected_publish_is_set_aside_and_does_not_block(
 ) -> None:
     acl = tmp_path / "acl"
     acl.write_text(
-        f"topic readwrite remotair/v1/{DEVICE}/telemetry\n"
-        f"topic readwrite remotair/v1/{DEVICE}/status\n"
-        f"topic read remotair/v1/{DEVICE}/cmd/#\n"
+        f"topic readwrite remotair/v1/{device}/telemetry\n"
+        f"topic readwrite remotair/v1/{device}/status\n"
+        f"topic read remotair/v1/{device}/cmd/#\n"
     )
     broker = mosquitto_factory(f"acl_file {acl}\n")
-    watcher = subscribe(broker, f"remotair/v1/{DEVICE}/telemetry")
-    with Outbox(tmp_path / "o.db", DEVICE, max_attempts=3) as box:
+    watcher = subscribe(broker, f"remotair/v1/{device}/telemetry")
+    with Outbox(tmp_path / "o.db", device, max_attempts=3) as box:
         forbidden = box.put(MessageClass.ALARM, "forbidden", {"event": "raised"}).message
         after = box.put(MessageClass.TELEMETRY, "", {"i": 1}).message
         link = links(settings_for(broker, "5"), box)
@@ -317,6 +335,7 @@ def test_mqtt5_rejected_publish_is_set_aside_and_does_not_block(
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_tls_with_client_certificate(
+    device: str,
     protocol: str,
     tls_broker: tuple[Mosquitto, int, Pki],
     outbox: Outbox,
@@ -324,7 +343,7 @@ def test_tls_with_client_certificate(
     subscribe: Callable[..., Subscriber],
 ) -> None:
     broker, tls_port, pki = tls_broker
-    watcher = subscribe(broker, f"remotair/v1/{DEVICE}/#")
+    watcher = subscribe(broker, f"remotair/v1/{device}/#")
     message = outbox.put(MessageClass.ALARM, "co2_high", {"event": "raised"}).message
     tls = TlsSettings(ca=pki.ca, cert=pki.client_cert, key=pki.client_key)
     link = links(settings_for(broker, protocol, port=tls_port, tls=tls), outbox)
@@ -387,10 +406,10 @@ def test_refused_credentials_say_not_authorised(
 # -- commands --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_commands_answered_with_correlation_id_off_the_network_thread(
+    device: str,
     protocol: str,
-    mosquitto: Mosquitto,
+    mqtt_broker: Broker,
     outbox: Outbox,
     links: Callable[..., MqttLink],
     subscribe: Callable[..., Subscriber],
@@ -416,12 +435,12 @@ def test_commands_answered_with_correlation_id_off_the_network_thread(
         ]
     )
 
-    watcher = subscribe(mosquitto, f"remotair/v1/{DEVICE}/result/#")
-    link = links(settings_for(mosquitto, protocol), outbox, commands=commands)
+    watcher = subscribe(mqtt_broker, f"remotair/v1/{device}/result/#")
+    link = links(settings_for(mqtt_broker, protocol), outbox, commands=commands)
     wait_until(lambda: link.state().connected, 5, "connected")
     time.sleep(0.2)  # the command subscription is acknowledged
     sender = watcher.client
-    cmd = f"remotair/v1/{DEVICE}/cmd"
+    cmd = f"remotair/v1/{device}/cmd"
     sender.publish(f"{cmd}/ping", json.dumps({"id": "req-1", "n": 7}), qos=1)
     sender.publish(f"{cmd}/ping", b"{not json", qos=1)
     sender.publish(f"{cmd}/explode", json.dumps({"id": 42}), qos=1)
@@ -448,6 +467,7 @@ def test_commands_answered_with_correlation_id_off_the_network_thread(
 
 
 def test_mqtt5_response_topic_and_correlation_data(
+    device: str,
     mosquitto: Mosquitto,
     outbox: Outbox,
     links: Callable[..., MqttLink],
@@ -467,7 +487,7 @@ def test_mqtt5_response_topic_and_correlation_data(
     properties.ResponseTopic = "replies/operator-1"
     properties.CorrelationData = b"\x00corr-9"
     watcher.client.publish(
-        f"remotair/v1/{DEVICE}/cmd/ping", b'{"id": "r9"}', qos=1, properties=properties
+        f"remotair/v1/{device}/cmd/ping", b'{"id": "r9"}', qos=1, properties=properties
     )
     [reply] = watcher.wait_for(lambda ms: len(ms) >= 1)
     assert json.loads(reply.payload)["id"] == "r9"
@@ -478,13 +498,14 @@ def test_mqtt5_response_topic_and_correlation_data(
 
 
 def test_home_assistant_discovery_retained_through_outbox(
+    device: str,
     mosquitto: Mosquitto,
     outbox: Outbox,
     links: Callable[..., MqttLink],
     subscribe: Callable[..., Subscriber],
 ) -> None:
     messages = homeassistant.discovery_messages(
-        DEVICE,
+        device,
         "Duct 7",
         [("duct", "co2_ppm"), ("filter", "differential_pressure_pa")],
         ["cam0"],
@@ -502,11 +523,11 @@ def test_home_assistant_discovery_retained_through_outbox(
     assert link.state().connected
 
 
-def test_home_assistant_configs_render_against_real_payloads() -> None:
+def test_home_assistant_configs_render_against_real_payloads(device: str) -> None:
     jinja2 = pytest.importorskip("jinja2")
     messages = dict(
         homeassistant.discovery_messages(
-            DEVICE,
+            device,
             "Duct 7",
             [
                 ("duct", "co2_ppm"),
@@ -518,22 +539,22 @@ def test_home_assistant_configs_render_against_real_payloads() -> None:
             verdict_expire_after_s=2700,
         )
     )
-    co2 = messages[f"homeassistant/sensor/{DEVICE}/duct_co2_ppm/config"]
+    co2 = messages[f"homeassistant/sensor/{device}/duct_co2_ppm/config"]
     assert co2["device_class"] == "carbon_dioxide" and co2["unit_of_measurement"] == "ppm"
-    assert co2["state_topic"] == wire.telemetry_topic(DEVICE)
+    assert co2["state_topic"] == wire.telemetry_topic(device)
     assert co2["expire_after"] == 90
     assert co2["availability"] == [
         {
-            "topic": wire.status_topic(DEVICE),
+            "topic": wire.status_topic(device),
             "value_template": "{{ value_json.state }}",
             "payload_available": "online",
             "payload_not_available": "offline",
         }
     ]
-    dp = messages[f"homeassistant/sensor/{DEVICE}/filter_differential_pressure_pa/config"]
+    dp = messages[f"homeassistant/sensor/{device}/filter_differential_pressure_pa/config"]
     assert (dp["device_class"], dp["unit_of_measurement"]) == ("pressure", "Pa")
-    verdict = messages[f"homeassistant/sensor/{DEVICE}/cam0_verdict/config"]
-    assert verdict["state_topic"] == wire.vision_topic(DEVICE, "cam0")
+    verdict = messages[f"homeassistant/sensor/{device}/cam0_verdict/config"]
+    assert verdict["state_topic"] == wire.vision_topic(device, "cam0")
     assert verdict["options"] == ["clean", "dirty"] and verdict["expire_after"] == 2700
     unique_ids = [c["unique_id"] for c in messages.values()]
     assert len(set(unique_ids)) == len(unique_ids)
@@ -546,14 +567,14 @@ def test_home_assistant_configs_render_against_real_payloads() -> None:
 
     telemetry = {
         "v": 1,
-        "device": DEVICE,
+        "device": device,
         "seq": 5,
         "ts": "2026-11-25T21:04:05.123Z",
         "sensors": {"duct": {"chip": "scd4x", "co2_ppm": 612.0, "temperature_c": 21.5}},
         "faults": {"filter": "no ACK at 0x25"},
     }
     assert render(co2["value_template"], telemetry) == "612.0"
-    temperature = messages[f"homeassistant/sensor/{DEVICE}/duct_temperature_c/config"]
+    temperature = messages[f"homeassistant/sensor/{device}/duct_temperature_c/config"]
     assert render(temperature["value_template"], telemetry) == "21.5"
     assert render(dp["value_template"], telemetry) == "None"  # faulted: unknown, not made up
     vision = {
@@ -569,9 +590,9 @@ def test_home_assistant_configs_render_against_real_payloads() -> None:
     assert render(availability["value_template"], {"state": "offline"}) == "offline"
 
 
-def test_home_assistant_rejects_unknown_quantities() -> None:
+def test_home_assistant_rejects_unknown_quantities(device: str) -> None:
     with pytest.raises(wire.WireError, match="quantity 'lux'"):
-        homeassistant.discovery_messages(DEVICE, "D", [("duct", "lux")], [], expire_after_s=60)
+        homeassistant.discovery_messages(device, "D", [("duct", "lux")], [], expire_after_s=60)
 
 
 # -- back-off --------------------------------------------------------------------------------------
