@@ -134,14 +134,7 @@ class RabbitMqBroker:
         if process is not None:
             # The node started its own port mapper (ERL_EPMD_PORT): it outlives the node.
             with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-                subprocess.run(
-                    ["epmd", "-kill"],
-                    env=self._env,
-                    user=self._user,
-                    capture_output=True,
-                    timeout=10,
-                    check=False,
-                )
+                self._run_as_node_user(["epmd", "-kill"], timeout_s=10)
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def leftovers(self) -> list[str]:
@@ -202,20 +195,28 @@ class RabbitMqBroker:
 
     def _ctl(self, command: str) -> None:
         try:
-            done = subprocess.run(
-                [str(self.scripts / "rabbitmqctl"), "-q", command],
-                cwd=self.directory,
-                env=self._env,
-                user=self._user,
-                capture_output=True,
-                timeout=CTL_TIMEOUT_S,
-                check=False,
+            done = self._run_as_node_user(
+                [str(self.scripts / "rabbitmqctl"), "-q", command], timeout_s=CTL_TIMEOUT_S
             )
         except subprocess.TimeoutExpired as exc:
             raise BrokerError(f"rabbitmqctl {command} took over {CTL_TIMEOUT_S:g} s") from exc
         if done.returncode != 0:
             output = (done.stdout + done.stderr).decode(errors="replace").strip()
             raise BrokerError(f"rabbitmqctl {command} failed ({done.returncode}): {output}")
+
+    def _run_as_node_user(
+        self, argv: list[str], timeout_s: float
+    ) -> subprocess.CompletedProcess[bytes]:
+        """Run a tool with the node's environment (its Erlang cookie, its port mapper)."""
+        return subprocess.run(
+            argv,
+            cwd=self.directory,
+            env=self._env,
+            user=self._user,
+            capture_output=True,
+            timeout=timeout_s,
+            check=False,
+        )
 
     def _log_tail(self, lines: int = 40) -> str:
         try:
