@@ -20,6 +20,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from agent import wire
 from agent.alarms import AlarmEvent
 from agent.board import SensorInfo
+from agent.command_table import Command, CommandReply, CommandTable, NoArgs, Transport
 from agent.homeassistant import discovery_messages
 from agent.sampling import RoundResult
 from agent.snapshots import SnapshotResult
@@ -106,12 +107,19 @@ def test_alarm_transitions_fit(state: str) -> None:
     assert check_message(topic, enveloped(topic, event.to_body())) is None
 
 
+REMOTE = Transport.REMOTE
+
+
 def test_results_fit_success_and_failure() -> None:
     topic = wire.result_topic(DEVICE, "ping")
-    ok = {"command": "ping", "id": "req-1", "ok": True, "result": {"pong": True}}
-    failed = {"command": "ping", "id": None, "ok": False, "error": "malformed command: ..."}
-    assert check_message(topic, enveloped(topic, ok)) is None
-    assert check_message(topic, enveloped(topic, failed)) is None
+    table = CommandTable(
+        [Command("ping", NoArgs, lambda _: {"pong": True}, "answers", remote=True)]
+    )
+    ok = {"command": "ping", "id": "req-1", **table.call("ping", {}, transport=REMOTE).to_body()}
+    failed = {"command": "ping", "id": None, **CommandReply.malformed("ping", "...").to_body()}
+    unknown = {"command": "x", "id": 2, **table.call("x", {}, transport=REMOTE).to_body()}
+    for body in (ok, failed, unknown):
+        assert check_message(topic, enveloped(topic, body)) is None, body
     error = check_message(topic, enveloped(topic, {"command": "ping", "id": 1, "ok": False}))
     assert error is not None and "result.schema.json" in error
 
