@@ -51,6 +51,8 @@ class LinkState:
     """Wall-clock time of the next connection attempt while disconnected."""
     inflight: int
     """Published and not yet acknowledged (paho keeps at most ``inflight`` of them on the wire)."""
+    commands_subscribed: bool = False
+    """The broker acknowledged the subscription to ``cmd/+`` on this connection (its SUBACK)."""
 
 
 def backoff_delay(attempt: int, low: float, high: float, rng: random.Random) -> float:
@@ -162,12 +164,14 @@ class MqttLink:
         with self._state_lock:
             session = self._session
             connected = session is not None and session.ready
+            subscribed = connected and session is not None and session.commands_subscribed
             return LinkState(
                 connected=connected,
                 connected_since=session.connected_since if connected and session else None,
                 last_error=self._last_error,
                 next_retry_at=None if connected else self._next_retry_at,
                 inflight=session.unacknowledged() if session is not None else 0,
+                commands_subscribed=subscribed,
             )
 
     # -- SessionEvents (paho's network thread) ---------------------------------------------------

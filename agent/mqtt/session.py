@@ -103,6 +103,7 @@ class Session:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
+        self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
         self.client.on_log = self._on_log
         # Only the network thread may write to the socket (two writers corrupt a TLS stream):
@@ -116,6 +117,8 @@ class Session:
         self.refused: str | None = None
         self.socket_error: str | None = None
         self.connected_since: float | None = None
+        self.commands_subscribed = False
+        """The broker acknowledged the ``cmd/+`` subscription (SUBACK without a failure code)."""
         self.inflight: dict[int, int] = {}
         self.refill_below = settings.inflight * (HANDOVER_FACTOR - 1)
         """Wake the sender once this few are unacknowledged: it then hands over a batch."""
@@ -144,6 +147,24 @@ class Session:
             self.ready = True
             self.events.going_online()
         self.events.connected(self)
+
+    def _on_subscribe(
+        self,
+        client: paho.Client,
+        userdata: object,
+        mid: int,
+        reasons: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        refused = [reason for reason in reasons if reason.is_failure]
+        if refused:
+            # AWS IoT Core answers a subscription its policy denies with 0x80: the link works,
+            # but no command will ever arrive. Say so instead of waiting in silence.
+            log.warning(
+                "mqtt command subscription refused reason=%s (is cmd/+ allowed for this client?)",
+                reason_text(refused[0]),
+            )
+        self.commands_subscribed = not refused
 
     def _on_disconnect(
         self,

@@ -780,6 +780,7 @@ def test_commands_ping_read_snapshot_answered_with_the_correlation_id(
         config_text(tmp_path / "state", mosquitto.port, sensor_s=1.0, cameras=("upstream",))
     )
     watcher.wait_for(has("status", state="online"), timeout=15)
+    wait_until(lambda: running.status()["broker"]["commands_subscribed"], 10, "SUBACK of cmd/+")
     publish_command(mosquitto, "ping", {"id": "p-1"})
     publish_command(mosquitto, "read", {"id": 42})
     publish_command(mosquitto, "snapshot", {"id": "s-1", "camera": "upstream"})

@@ -8,6 +8,7 @@ feature (an ACL file, TLS listeners, MQTT 5 properties).
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import subprocess
 import sys
@@ -22,6 +23,7 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from agent import homeassistant, wire
 from agent.command_table import Command, CommandArgs, CommandTable, NoArgs
@@ -34,6 +36,7 @@ from agent.mqtt import (
     TlsSettings,
     backoff_delay,
 )
+from agent.mqtt.session import Session
 from agent.outbox import MessageClass, Outbox
 from hil.pki import Pki
 from tests.support.waiting import wait_until
@@ -437,8 +440,7 @@ def test_commands_answered_with_correlation_id_off_the_network_thread(
 
     watcher = subscribe(mqtt_broker, f"remotair/v1/{device}/result/#")
     link = links(settings_for(mqtt_broker, protocol), outbox, commands=commands)
-    wait_until(lambda: link.state().connected, 5, "connected")
-    time.sleep(0.2)  # the command subscription is acknowledged
+    wait_until(lambda: link.state().commands_subscribed, 5, "the SUBACK of cmd/+")
     sender = watcher.client
     cmd = f"remotair/v1/{device}/cmd"
     sender.publish(f"{cmd}/ping", json.dumps({"id": "req-1", "n": 7}), qos=1)
@@ -466,6 +468,21 @@ def test_commands_answered_with_correlation_id_off_the_network_thread(
     assert threads and all(name.startswith("remotair-cmd") for name in threads), threads
 
 
+@pytest.mark.parametrize(("code", "subscribed"), [(1, True), (0x80, False), (0x87, False)])
+def test_the_suback_decides_whether_commands_can_arrive(
+    code: int, subscribed: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Mosquitto grants every subscription (its ACLs filter deliveries instead); AWS IoT Core
+    # answers one its policy denies with 0x80. paho hands the SUBACK's codes to on_subscribe.
+    settings = MqttSettings(host="localhost")
+    session = Session(settings, "duct-7", events=None, ssl_context=None)  # type: ignore[arg-type]
+    reasons = [ReasonCode(PacketTypes.SUBACK, identifier=code)]
+    with caplog.at_level(logging.WARNING, logger="agent.mqtt"):
+        session.client.on_subscribe(session.client, None, 1, reasons, None)  # type: ignore[misc]
+    assert session.commands_subscribed is subscribed
+    assert ("command subscription refused" in caplog.text) is not subscribed
+
+
 def test_mqtt5_response_topic_and_correlation_data(
     device: str,
     mosquitto: Mosquitto,
@@ -481,8 +498,7 @@ def test_mqtt5_response_topic_and_correlation_data(
             [Command("ping", NoArgs, lambda _: {"pong": True}, "answers", remote=True)]
         ),
     )
-    wait_until(lambda: link.state().connected, 5, "connected")
-    time.sleep(0.2)
+    wait_until(lambda: link.state().commands_subscribed, 5, "the SUBACK of cmd/+")
     properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
     properties.ResponseTopic = "replies/operator-1"
     properties.CorrelationData = b"\x00corr-9"
