@@ -21,13 +21,15 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import cv2
 import numpy as np
 
 from agent.vision import CLEAN, DIRTY, LABELS
-from hil.render_domain import ALL_FAMILIES, Domain
+
+if TYPE_CHECKING:  # the simulator is imported only where images are generated
+    from hil.render_domain import Domain
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +51,7 @@ DEFAULT_ATTRIBUTE = "duct-condition"
 DATASET_INFO = "dataset.json"
 LOOKS_FILE = "looks.json"
 """Per generated image (path relative to the set): the renderer families it shows."""
-DEFAULT_DOMAIN = Domain()
+EVERY_FAMILY: Literal["every family"] = "every family"
 """What the generator renders by default: every family of the randomised renderer."""
 
 
@@ -107,7 +109,7 @@ def generate(
     render_width: int = 640,
     render_height: int = 480,
     jpeg_quality: int = 90,
-    domain: Domain | None = DEFAULT_DOMAIN,
+    domain: Domain | Literal["every family"] | None = EVERY_FAMILY,
     seed_offset: int = 0,
 ) -> dict[str, Any]:
     """Write a synthetic data set ``out_dir/<split>/<label>/s<seed>.jpg`` and ``dataset.json``.
@@ -125,6 +127,10 @@ def generate(
     if unknown:
         raise DatasetError(f"unknown split(s) {sorted(unknown)}; expected {SPLITS}")
     from hil.render import look_for
+    from hil.render_domain import Domain
+
+    if domain == EVERY_FAMILY:
+        domain = Domain()
 
     started = time.monotonic()
     looks: dict[str, list[str]] = {}
@@ -332,6 +338,8 @@ def parse_render_size(text: str) -> tuple[int, int]:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m models.dataset OUT_DIR [--train N ...]``: generate a synthetic data set."""
     import argparse
+
+    from hil.render_domain import ALL_FAMILIES, Domain
 
     parser = argparse.ArgumentParser(prog="python -m models.dataset", description=main.__doc__)
     parser.add_argument("out_dir", type=Path)

@@ -56,7 +56,7 @@ import json, sys
 from pathlib import Path
 from agent.cli import main
 from agent.config import load_config
-from agent.daemon import Agent
+from agent.daemon import build_agent
 config, out = sys.argv[1], sys.argv[2]
 for argv in (
     ["read", "--json"], ["snap", "--out", out], ["doctor", "--json"], ["i2c", "scan"],
@@ -64,7 +64,7 @@ for argv in (
 ):
     main([*argv, "--config", config])
 main(["config", "check", config])
-agent = Agent(load_config(Path(config)), config_file=Path(config))
+agent = build_agent(load_config(Path(config)), config_file=Path(config))
 try:
     agent.start()
     agent.tick()
