@@ -369,7 +369,8 @@ class Agent:
 
 def _cloud_of(classifier: Classifier | None) -> Any:
     """The Rekognition backend inside a classifier (itself or a cascade's), if any."""
-    cloud = getattr(classifier, "cloud", classifier)
+    backend = getattr(classifier, "inner", classifier)  # behind the image-quality gate
+    cloud = getattr(backend, "cloud", backend)
     return cloud if hasattr(cloud, "retry_pending") else None
 
 

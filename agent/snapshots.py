@@ -18,7 +18,7 @@ import numpy as np
 
 from agent.errors import RemotairError
 from agent.fault_record import FaultRecord
-from agent.vision import Classifier, CloudError, Verdict
+from agent.vision import Classifier, CloudError, Verdict, rounded
 from drivers.camera import Camera, frame_problem, save_snapshot
 from drivers.errors import CameraError
 
@@ -51,8 +51,9 @@ class SnapshotResult:
         body: dict[str, object] = {
             "camera": self.camera,
             "label": v.label,
+            "reason": v.reason or None,
             "confidence": round(v.confidence, 4),
-            "dirty_probability": round(v.dirty_probability, 4),
+            "dirty_probability": rounded(v.dirty_probability),
             "backend": v.backend,
             "model": v.model_id,
             "latency_ms": round(v.latency_ms, 1),

@@ -69,8 +69,12 @@ def evaluate(model: Path, samples: Sequence[Sample], *, threads: int = 2) -> Eva
         predictions, probabilities = [], []
         for sample in samples:
             verdict = classifier.classify_file(sample.path)
-            predictions.append(LABELS.index(verdict.label))
-            probabilities.append(verdict.dirty_probability)
+            # the clean/dirty side even of an "uncertain" verdict: this measures the model
+            p_dirty = verdict.dirty_probability
+            if p_dirty is None:
+                raise ValueError(f"{sample.path}: the model gave no dirty probability")
+            predictions.append(int(p_dirty >= classifier.manifest.decision_threshold))
+            probabilities.append(p_dirty)
     finally:
         classifier.close()
     return Evaluation(tuple(s.label for s in samples), tuple(predictions), tuple(probabilities))

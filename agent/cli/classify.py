@@ -15,9 +15,12 @@ from agent.vision.factory import BACKENDS, DEFAULT_THREADS, DEFAULT_UNCERTAIN_BA
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "classify",
-        help="decide clean/dirty for image files",
-        description="Classify duct snapshots as clean or dirty: locally with the shipped int8"
-        " ResNet-18 (default), with Rekognition Custom Labels, or the cascade of both.",
+        help="decide clean/dirty/uncertain/unusable for image files",
+        description="Classify duct snapshots: locally with the shipped int8 ResNet-18 (default),"
+        " with Rekognition Custom Labels, or the cascade of both. Each verdict is clean, dirty,"
+        " uncertain (the model cannot tell, or the image is unlike its training images) or"
+        " unusable (too dark, over-exposed, out of focus, lens covered or fogged), with the"
+        " reason for the last two.",
         epilog="example: remotair classify snapshot.jpg --json",
     )
     p.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
@@ -77,18 +80,18 @@ def run(args: argparse.Namespace) -> int:
         print_json({"verdicts": results})
     else:
         print_table(
-            ["IMAGE", "LABEL", "CONFIDENCE", "P(DIRTY)", "DECIDED BY", "MS", "MODEL"],
+            ["IMAGE", "VERDICT", "P(DIRTY)", "DECIDED BY", "MS", "MODEL", "REASON"],
             [
                 [r["image"], "ERROR", None, None, None, None, r["error"]]
                 if "error" in r
                 else [
                     r["image"],
                     r["label"] + (" (pending cloud)" if r["pending"] else ""),
-                    f"{r['confidence']:.3f}",
-                    f"{r['dirty_probability']:.3f}",
+                    None if r["dirty_probability"] is None else f"{r['dirty_probability']:.3f}",
                     r["decided_by"],
                     r["latency_ms"],
                     r["model_id"],
+                    r["reason"],
                 ]
                 for r in results
             ],

@@ -20,6 +20,14 @@ CLEAN = "clean"
 DIRTY = "dirty"
 LABELS: tuple[str, str] = (CLEAN, DIRTY)
 """The two verdict labels, in the class-index order of every model and manifest."""
+UNCERTAIN = "uncertain"
+"""The model cannot tell: calibrated p(dirty) inside the uncertain band, or the image is unlike
+anything it was trained on (out of distribution). Cascade mode asks Rekognition instead."""
+UNUSABLE = "unusable"
+"""The picture itself cannot be judged (too dark, over-exposed, out of focus, lens covered or
+fogged); the image-quality gate says so before any model sees it."""
+OUTCOMES: tuple[str, ...] = (CLEAN, DIRTY, UNCERTAIN, UNUSABLE)
+"""Every verdict label; only clean and dirty move a dirty-duct alarm."""
 
 BgrImage = npt.NDArray[np.uint8]
 
@@ -28,10 +36,13 @@ BgrImage = npt.NDArray[np.uint8]
 class Verdict:
     """One decision about one image.
 
-    ``confidence`` is the probability of the chosen ``label`` (0.5-1.0 for two classes);
-    ``dirty_probability`` is the probability of ``dirty`` whatever the label, the value an
-    uncertainty band is defined on. A cascade verdict carries the backends' own verdicts in
-    ``opinions`` and names the one that decided in ``decided_by``.
+    ``label`` is one of :data:`OUTCOMES`; ``reason`` says why an ``uncertain`` or ``unusable``
+    verdict is one (empty for a plain clean/dirty). ``confidence`` is the probability of the
+    clean/dirty side the model leans to (0.5-1.0 for two classes); ``dirty_probability`` is the
+    (calibrated, when the manifest says how) probability of ``dirty`` whatever the label, the value
+    the uncertain band is defined on, None when no model looked (``unusable``). A cascade verdict
+    carries the backends' own verdicts in ``opinions`` and names the one that decided in
+    ``decided_by``.
     """
 
     label: str
@@ -39,18 +50,25 @@ class Verdict:
     backend: str
     model_id: str
     latency_ms: float
-    dirty_probability: float
+    dirty_probability: float | None
     opinions: tuple[Verdict, ...] = ()
     decided_by: str = ""
     pending: bool = False
     """True when the deciding backend could not answer yet (the image waits in a retry queue)."""
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    reason: str = ""
+
+    @property
+    def decided(self) -> bool:
+        """True for a clean or dirty verdict (the only ones an alarm may count)."""
+        return self.label in LABELS
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "label": self.label,
+            "reason": self.reason or None,
             "confidence": round(self.confidence, 4),
-            "dirty_probability": round(self.dirty_probability, 4),
+            "dirty_probability": rounded(self.dirty_probability),
             "backend": self.backend,
             "model_id": self.model_id,
             "latency_ms": round(self.latency_ms, 2),
@@ -62,6 +80,11 @@ class Verdict:
         if self.extra:
             data["extra"] = dict(self.extra)
         return data
+
+
+def rounded(value: float | None, digits: int = 4) -> float | None:
+    """``round`` that keeps None (JSON null), for optional probabilities on the wire."""
+    return None if value is None else round(value, digits)
 
 
 @runtime_checkable

@@ -1,8 +1,10 @@
 """Local first, the cloud only when the local model is unsure.
 
 Most snapshots are plainly clean or plainly dirty and the board decides them alone, for free and
-offline. Only an image whose local ``dirty_probability`` falls inside the uncertainty band
-``[uncertain_low, uncertain_high]`` goes to Rekognition, whose answer then decides. If the cloud
+offline. Only an image the local model calls ``uncertain`` (its calibrated probability in the
+manifest's band, or out of distribution), or whose local ``dirty_probability`` falls inside the
+configured band ``[uncertain_low, uncertain_high]``, goes to Rekognition, whose answer then
+decides. An ``unusable`` picture goes nowhere: the cloud cannot judge it either. If the cloud
 cannot answer, the local opinion stands and the verdict says so (``pending`` when the snapshot
 waits in the retry queue), so a verdict always comes back.
 """
@@ -14,7 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from agent.vision import BgrImage, Classifier, CloudError, Verdict
+from agent.vision import LABELS, UNCERTAIN, BgrImage, Classifier, CloudError, Verdict
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +49,16 @@ class CascadeClassifier:
         return BACKEND
 
     def is_uncertain(self, verdict: Verdict) -> bool:
-        return self.uncertain_low <= verdict.dirty_probability <= self.uncertain_high
+        """Whether the cloud should decide: the local model said uncertain, or its clean/dirty
+        verdict has a dirty probability inside the configured band."""
+        if verdict.label == UNCERTAIN:
+            return True
+        p = verdict.dirty_probability
+        return (
+            verdict.label in LABELS
+            and p is not None
+            and self.uncertain_low <= p <= self.uncertain_high
+        )
 
     def classify(self, image: BgrImage) -> Verdict:
         started = time.perf_counter()
@@ -66,7 +77,7 @@ class CascadeClassifier:
             cloud = ask_cloud()
         except CloudError as exc:
             logger.warning(
-                "vision cascade cloud failed, local verdict stands label=%s p_dirty=%.3f error=%s",
+                "vision cascade cloud failed, local verdict stands label=%s p_dirty=%s error=%s",
                 local.label,
                 local.dirty_probability,
                 exc,
@@ -77,7 +88,8 @@ class CascadeClassifier:
             return self._combine(
                 local, (local,), started, pending=exc.queued_as is not None, extra=extra
             )
-        return self._combine(cloud, (local, cloud), started)
+        reason = f"local {local.label}" + (f" ({local.reason})" if local.reason else "")
+        return self._combine(cloud, (local, cloud), started, reason=reason + ", cloud decided")
 
     def _combine(
         self,
@@ -87,6 +99,7 @@ class CascadeClassifier:
         *,
         pending: bool = False,
         extra: dict[str, object] | None = None,
+        reason: str | None = None,
     ) -> Verdict:
         return Verdict(
             label=decider.label,
@@ -98,7 +111,8 @@ class CascadeClassifier:
             opinions=opinions,
             decided_by=decider.backend,
             pending=pending,
-            extra=dict(extra or {}),
+            extra=dict(decider.extra) | dict(extra or {}),
+            reason=decider.reason if reason is None else reason,
         )
 
     def close(self) -> None:

@@ -75,8 +75,35 @@ def build_classifier(
 
     ``model`` defaults to the shipped model; its manifest must sit next to it. ``rekognition`` is
     the ``[vision.rekognition]`` table (see :func:`rekognition_settings`). Snapshots the cloud could
-    not take wait in ``retry_dir`` (no queue when None).
+    not take wait in ``retry_dir`` (no queue when None). Whatever the backend, the image-quality
+    gate (:mod:`agent.vision.quality`) comes first: an unusable picture reaches no model.
     """
+    classifier = _backend(
+        backend,
+        model=model,
+        threads=threads,
+        rekognition=rekognition,
+        uncertain_low=uncertain_low,
+        uncertain_high=uncertain_high,
+        retry_dir=retry_dir,
+    )
+    if classifier is None:
+        return None
+    from agent.vision.quality import QualityGatedClassifier
+
+    return QualityGatedClassifier(classifier)
+
+
+def _backend(
+    backend: str,
+    *,
+    model: Path | None,
+    threads: int,
+    rekognition: Mapping[str, Any] | None,
+    uncertain_low: float,
+    uncertain_high: float,
+    retry_dir: Path | None,
+) -> Classifier | None:
     if backend not in BACKENDS:
         raise VisionError(f"unknown vision backend {backend!r}; expected one of {BACKENDS}")
     if backend == "off":

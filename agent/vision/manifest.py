@@ -5,17 +5,29 @@ output order, the input size and normalisation the pre-processing must reproduce
 threshold, and the file's sha256 so that the agent refuses a model that is not the one described
 (a half-copied file, a model swapped without its manifest). Training metrics ride along so that
 ``remotair classify --json`` and the model card quote the same numbers.
+
+Three optional parts make a model know when it is unsure (see :mod:`agent.vision.calibration`):
+``calibration`` (temperature and uncertain band), ``ood`` (out-of-distribution score on the
+``features`` output) and ``head`` (a linear head refitted by ``remotair model adapt``, applied to
+``features`` instead of the model's own ``logits``; see :mod:`agent.vision.head`). A manifest
+without them is an old-style model that only ever says clean or dirty.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from agent.vision import LABELS, ModelError
+from agent.vision.calibration import Calibration, OodDetector
+from agent.vision.head import LinearHead
+
+T = TypeVar("T")
 
 MANIFEST_VERSION = 1
 _HASH_CHUNK = 1 << 20
@@ -44,6 +56,14 @@ class ModelManifest:
     metrics: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     version: int = MANIFEST_VERSION
+    calibration: Calibration | None = None
+    ood: OodDetector | None = None
+    head: LinearHead | None = None
+
+    @property
+    def needs_features(self) -> bool:
+        """True when the runtime must read the model's ``features`` output (OOD score, head)."""
+        return self.ood is not None or self.head is not None
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -56,11 +76,19 @@ class ModelManifest:
         return f"{Path(self.model_file).stem}@{self.sha256[:12]}"
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = {
+            f.name: copy.deepcopy(getattr(self, f.name))
+            for f in fields(self)
+            if f.name not in _PARTS
+        }
         data["labels"] = list(self.labels)
         data["input_shape"] = list(self.input_shape)
         data["mean"] = list(self.mean)
         data["std"] = list(self.std)
+        for name in _PARTS:
+            part = getattr(self, name)
+            if part is not None:
+                data[name] = part.to_dict()
         return data
 
     @classmethod
@@ -87,6 +115,9 @@ class ModelManifest:
                 metrics=dict(data.get("metrics", {})),
                 extra=dict(data.get("extra", {})),
                 version=int(data.get("version", MANIFEST_VERSION)),
+                calibration=_part(data, "calibration", Calibration.from_dict),
+                ood=_part(data, "ood", OodDetector.from_dict),
+                head=_part(data, "head", LinearHead.from_dict),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(
@@ -102,6 +133,22 @@ class ModelManifest:
                 f"decision_threshold {manifest.decision_threshold} is not in (0, 1)", path=source
             )
         return manifest
+
+
+_PARTS = ("calibration", "ood", "head")
+
+
+def _part(data: dict[str, Any], name: str, parse: Callable[[dict[str, Any]], T]) -> T | None:
+    """An optional manifest part; its parse errors name the part."""
+    value = data.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} must be a JSON object")
+    try:
+        return parse(value)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{name}: {type(exc).__name__}: {exc}") from exc
 
 
 def manifest_path_for(model_path: Path) -> Path:

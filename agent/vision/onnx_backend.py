@@ -5,6 +5,11 @@ inference among other work rather than for throughput: a fixed, small thread poo
 spin between calls (spinning would burn a core for nothing between snapshots), full graph
 optimisation, and one warm-up run at load so that the first real verdict is not slowed by lazy
 kernel initialisation.
+
+A model whose manifest carries ``calibration``/``ood``/``head`` (see
+:mod:`agent.vision.calibration`) has a second output, ``features``; its verdicts are calibrated
+and may be ``uncertain`` (with the reason). An old-style model (one output, no calibration) only
+ever says clean or dirty, exactly as before.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from agent.vision import DIRTY, LABELS, BgrImage, ModelError, Verdict
+from agent.vision import CLEAN, DIRTY, LABELS, UNCERTAIN, BgrImage, ModelError, Verdict
+from agent.vision.calibration import FEATURES_OUTPUT, LOGITS_OUTPUT
 from agent.vision.manifest import ModelManifest, load_manifest, manifest_path_for, sha256_file
 from agent.vision.preprocess import FloatArray, load_image, to_model_input
 
@@ -110,12 +116,9 @@ class OnnxClassifier:
 
     def _verify_io(self) -> None:
         inputs = self._session.get_inputs()
-        outputs = self._session.get_outputs()
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise ModelError(
-                f"expected 1 input and 1 output, model has {len(inputs)} and {len(outputs)}",
-                path=self.model_path,
-            )
+        outputs = {o.name: list(o.shape) for o in self._session.get_outputs()}
+        if len(inputs) != 1:
+            raise ModelError(f"expected 1 input, model has {len(inputs)}", path=self.model_path)
         model_input = inputs[0]
         shape = list(model_input.shape)
         expected = list(self.manifest.input_shape)
@@ -125,30 +128,95 @@ class OnnxClassifier:
                 f" {self.manifest.input_name!r} {expected}",
                 path=self.model_path,
             )
-        out_shape = list(outputs[0].shape)
+        if len(outputs) == 1:  # old style: the logits, whatever their name
+            self._logits_name = next(iter(outputs))
+            self._features_name: str | None = None
+        elif LOGITS_OUTPUT in outputs and FEATURES_OUTPUT in outputs:
+            self._logits_name, self._features_name = LOGITS_OUTPUT, FEATURES_OUTPUT
+        else:
+            raise ModelError(
+                f"expected one output, or {LOGITS_OUTPUT!r} and {FEATURES_OUTPUT!r};"
+                f" model has {sorted(outputs)}",
+                path=self.model_path,
+            )
+        out_shape = outputs[self._logits_name]
         if out_shape[-1] != len(self.manifest.labels):
             raise ModelError(
                 f"output has {out_shape[-1]} classes, manifest lists {len(self.manifest.labels)}",
                 path=self.model_path,
             )
+        if self.manifest.needs_features:
+            if self._features_name is None:
+                raise ModelError(
+                    f"manifest has an OOD score or head, the model has no {FEATURES_OUTPUT!r}"
+                    " output",
+                    path=self.model_path,
+                )
+            width = outputs[self._features_name][-1]
+            for part in (self.manifest.ood, self.manifest.head):
+                if part is not None and width != part.dims:
+                    raise ModelError(
+                        f"{FEATURES_OUTPUT!r} has {width} values, the manifest's"
+                        f" {type(part).__name__} expects {part.dims}",
+                        path=self.model_path,
+                    )
 
     def run(self, tensor: FloatArray) -> FloatArray:
-        """Raw ``session.run`` on a prepared input tensor; returns the logits."""
-        outputs = self._session.run(None, {self._input_name: tensor})
-        logits: FloatArray = np.asarray(outputs[0], dtype=np.float32)
-        return logits
+        """Raw ``session.run`` on a prepared input tensor; returns the model's own logits."""
+        return self.outputs(tensor)[0]
+
+    def outputs(self, tensor: FloatArray) -> tuple[FloatArray, FloatArray | None]:
+        """The model's logits [1, 2] and, when it has them, its features [1, D]."""
+        names = [self._logits_name]
+        if self._features_name is not None:
+            names.append(self._features_name)
+        results = self._session.run(names, {self._input_name: tensor})
+        logits: FloatArray = np.asarray(results[0], dtype=np.float32)
+        features = np.asarray(results[1], dtype=np.float32) if len(results) > 1 else None
+        return logits, features
 
     def _verdict(self, tensor: FloatArray, started: float) -> Verdict:
-        p_dirty = dirty_probability(self.run(tensor))
-        is_dirty = p_dirty >= self.manifest.decision_threshold
-        latency_ms = (time.perf_counter() - started) * 1000.0
+        logits, features = self.outputs(tensor)
+        manifest = self.manifest
+        head_logits = (
+            manifest.head.logits(features)
+            if manifest.head is not None and features is not None
+            else logits
+        )
+        calibration = manifest.calibration
+        p_dirty = (
+            float(calibration.p_dirty(head_logits)[0])
+            if calibration is not None
+            else dirty_probability(np.asarray(head_logits, dtype=np.float32))
+        )
+        leaning = DIRTY if p_dirty >= manifest.decision_threshold else CLEAN
+        reasons: list[str] = []
+        extra: dict[str, object] = {}
+        if calibration is not None and calibration.in_band(p_dirty):
+            low, high = calibration.uncertain_band
+            reasons.append(
+                f"calibrated p(dirty) {p_dirty:.3f} inside the uncertain band"
+                f" [{low:.3f}, {high:.3f}]"
+            )
+        if manifest.ood is not None and features is not None:
+            score = float(manifest.ood.score(features)[0])
+            extra["ood_score"] = round(score, 2)
+            if score > manifest.ood.threshold:
+                reasons.append(
+                    f"out of distribution: feature distance {score:.0f} above"
+                    f" {manifest.ood.threshold:.0f} (unlike the images the model learnt from)"
+                )
+        if reasons:
+            extra["leaning"] = leaning
         return Verdict(
-            label=DIRTY if is_dirty else LABELS[0],
-            confidence=p_dirty if is_dirty else 1.0 - p_dirty,
+            label=UNCERTAIN if reasons else leaning,
+            confidence=p_dirty if leaning == DIRTY else 1.0 - p_dirty,
             backend=BACKEND,
-            model_id=self.manifest.model_id,
-            latency_ms=latency_ms,
+            model_id=manifest.model_id,
+            latency_ms=(time.perf_counter() - started) * 1000.0,
             dirty_probability=p_dirty,
+            reason="; ".join(reasons),
+            extra=extra,
         )
 
     def classify(self, image: BgrImage) -> Verdict:

@@ -321,6 +321,28 @@ def test_duct_dirty_after_n_dirty_verdicts_cleared_after_n_clean() -> None:
     assert summary(cleared) == [("duct_dirty_cam0", "cleared")]
 
 
+def test_uncertain_and_unusable_verdicts_alone_never_raise_duct_dirty() -> None:
+    engine = AlarmEngine(config(dirty_consecutive=2))
+    events: list[AlarmEvent] = []
+    for ts in range(20):
+        events += engine.observe_verdict("cam0", ("uncertain", "unusable")[ts % 2], ts=float(ts))
+    assert events == []
+    # between two dirty verdicts they neither count nor break the streak
+    assert engine.observe_verdict("cam0", "dirty", ts=30.0) == []
+    assert engine.observe_verdict("cam0", "unusable", ts=31.0) == []
+    assert engine.observe_verdict("cam0", "uncertain", ts=32.0) == []
+    assert summary(engine.observe_verdict("cam0", "dirty", ts=33.0)) == [
+        ("duct_dirty_cam0", "raised")
+    ]
+    # nor do they clear a raised alarm
+    for ts in range(40, 50):
+        assert engine.observe_verdict("cam0", "unusable", ts=float(ts)) == []
+    assert engine.observe_verdict("cam0", "clean", ts=50.0) == []
+    assert summary(engine.observe_verdict("cam0", "clean", ts=51.0)) == [
+        ("duct_dirty_cam0", "cleared")
+    ]
+
+
 @pytest.mark.parametrize(("fill", "raises"), [(0.899, False), (0.9, True), (0.95, True)])
 def test_outbox_near_full_raise_edge(fill: float, raises: bool) -> None:
     engine = AlarmEngine(config())

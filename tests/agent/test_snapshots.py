@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 
 from agent.snapshots import SnapshotTaker
-from agent.vision import Verdict
+from agent.vision import OUTCOMES, Verdict
+from agent.vision.factory import build_classifier
 from hil.board import SimBoard
 
 
@@ -36,6 +38,31 @@ def test_snapshot_is_stored_and_classified(sim_board: SimBoard, tmp_path: Path) 
     body = result.verdict_body()
     assert body["label"] == "dirty" and body["snapshot"] == result.file.name
     assert taker.state.ok and taker.state.last_verdict == body
+
+
+def test_verdict_body_carries_the_outcome_and_reason(sim_board: SimBoard, tmp_path: Path) -> None:
+    class Unsure(FixedClassifier):
+        def classify(self, image: np.ndarray) -> Verdict:
+            return Verdict("uncertain", 0.8, "onnx", "m-1", 1.0, 0.2, reason="out of distribution")
+
+    taker = SnapshotTaker("upstream", sim_board.cameras["upstream"], Unsure(), tmp_path)
+    body = taker.take().verdict_body()
+    assert (body["label"], body["reason"], body["dirty_probability"]) == (
+        "uncertain",
+        "out of distribution",
+        0.2,
+    )
+    gate = build_classifier("onnx", threads=1)
+    assert gate is not None
+    sim_board.cameras["upstream"].faults.clear()
+    body = (
+        SnapshotTaker("upstream", sim_board.cameras["upstream"], gate, tmp_path)
+        .take()
+        .verdict_body()
+    )
+    assert body["label"] in OUTCOMES
+    assert (body["reason"] is None) == (body["label"] in ("clean", "dirty"))
+    json.dumps(body, allow_nan=False)
 
 
 def test_dead_black_and_frozen_cameras_are_faults(sim_board: SimBoard, tmp_path: Path) -> None:

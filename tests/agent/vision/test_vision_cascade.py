@@ -15,8 +15,11 @@ from agent.vision.factory import build_classifier
 class Fixed:
     """A classifier that answers a fixed dirty probability (or raises) and counts its calls."""
 
-    def __init__(self, name: str, p_dirty: float, error: Exception | None = None) -> None:
+    def __init__(
+        self, name: str, p_dirty: float, error: Exception | None = None, label: str = ""
+    ) -> None:
         self._name = name
+        self.label = label
         self.p_dirty = p_dirty
         self.error = error
         self.calls = 0
@@ -32,12 +35,13 @@ class Fixed:
             raise self.error
         dirty = self.p_dirty >= 0.5
         return Verdict(
-            label="dirty" if dirty else "clean",
+            label=self.label or ("dirty" if dirty else "clean"),
             confidence=self.p_dirty if dirty else 1 - self.p_dirty,
             backend=self._name,
             model_id=f"{self._name}-model",
             latency_ms=1.0,
             dirty_probability=self.p_dirty,
+            reason="out of distribution" if self.label == "uncertain" else "",
         )
 
     def classify_file(self, path: Path) -> Verdict:
@@ -78,6 +82,37 @@ def test_unreachable_cloud_leaves_the_local_verdict_pending(tmp_path: Path) -> N
     verdict = cascade.classify_file(tmp_path / "x.jpg")
     assert (verdict.label, verdict.decided_by, verdict.pending) == ("dirty", "onnx", True)
     assert verdict.extra == {"cloud_error": "no network", "queued_as": str(queued)}
+
+
+def test_local_uncertain_verdict_outside_the_band_goes_to_the_cloud() -> None:
+    """A calibrated model's own "uncertain" (here: out of distribution at p 0.02) asks the cloud
+    even though the configured band would not."""
+    local = Fixed("onnx", 0.02, label="uncertain")
+    cloud = Fixed("rekognition", 0.9)
+    verdict = CascadeClassifier(local, cloud, uncertain_low=0.3, uncertain_high=0.7).classify(IMAGE)
+    assert cloud.calls == 1
+    assert (verdict.label, verdict.decided_by) == ("dirty", "rekognition")
+    assert verdict.reason == "local uncertain (out of distribution), cloud decided"
+    assert [o.label for o in verdict.opinions] == ["uncertain", "dirty"]
+
+
+def test_uncertain_verdict_stays_uncertain_when_the_cloud_cannot_answer(tmp_path: Path) -> None:
+    queued = tmp_path / "q.jpg"
+    cloud = Fixed("rekognition", 0.0, CloudUnreachableError("no network", queued_as=queued))
+    local = Fixed("onnx", 0.1, label="uncertain")
+    verdict = CascadeClassifier(local, cloud, uncertain_low=0.3, uncertain_high=0.7).classify(IMAGE)
+    assert (verdict.label, verdict.pending, verdict.reason) == (
+        "uncertain",
+        True,
+        "out of distribution",
+    )
+
+
+def test_unusable_picture_is_not_sent_to_the_cloud() -> None:
+    local, cloud = Fixed("onnx", 0.5, label="unusable"), Fixed("rekognition", 0.9)
+    verdict = CascadeClassifier(local, cloud, uncertain_low=0.3, uncertain_high=0.7).classify(IMAGE)
+    assert cloud.calls == 0
+    assert verdict.label == "unusable"
 
 
 def test_band_is_validated_and_close_reaches_both() -> None:

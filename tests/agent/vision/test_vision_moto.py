@@ -20,6 +20,7 @@ from moto.server import ThreadedMotoServer
 from agent.vision import CloudRequestError
 from agent.vision.factory import build_classifier
 from agent.vision.rekognition import RekognitionClassifier, RekognitionSettings
+from hil.render import render_duct
 
 ARN = "arn:aws:rekognition:us-east-1:123456789012:project/ducts/version/ducts.v1/1"
 MOTO_LABEL = "MyLogo"
@@ -56,7 +57,7 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 @pytest.fixture
 def snapshot(tmp_path: Path) -> Path:
     path = tmp_path / "snap.jpg"
-    cv2.imwrite(str(path), np.full((480, 640, 3), 90, np.uint8))
+    cv2.imwrite(str(path), render_duct(7, 0.8, 640, 480))
     return path
 
 
@@ -76,6 +77,23 @@ def test_canned_label_is_mapped_to_dirty(moto_endpoint: str, snapshot: Path) -> 
     assert verdict.confidence == pytest.approx(MOTO_CONFIDENCE / 100)
     assert verdict.dirty_probability == pytest.approx(MOTO_CONFIDENCE / 100)
     assert verdict.model_id == "rekognition:ducts.v1"
+
+
+def test_unusable_picture_never_reaches_the_cloud(moto_endpoint: str, tmp_path: Path) -> None:
+    flat = tmp_path / "flat.jpg"
+    cv2.imwrite(str(flat), np.full((480, 640, 3), 90, np.uint8))
+    settings = {
+        "project_version_arn": ARN,
+        "region": "us-east-1",
+        "label_map": {MOTO_LABEL: "dirty"},
+        "endpoint_url": "http://127.0.0.1:9",  # nothing listens: a cloud call would fail
+    }
+    classifier = build_classifier("rekognition", rekognition=settings)
+    assert classifier is not None
+    verdict = classifier.classify_file(flat)
+    assert verdict.label == "unusable"
+    assert verdict.reason.startswith("lens covered or fogged")
+    assert verdict.dirty_probability is None
 
 
 def test_canned_label_mapped_to_clean(moto_endpoint: str) -> None:

@@ -17,6 +17,7 @@ from agent.vision import LABELS, ModelError
 from agent.vision.factory import build_classifier, shipped_model_path
 from agent.vision.manifest import load_manifest, manifest_path_for, sha256_file
 from agent.vision.onnx_backend import OnnxClassifier
+from agent.vision.quality import QualityGatedClassifier
 from models.dataset import FRESH_SEED_BASE, render_sample
 
 FRESH_IMAGES = 60
@@ -54,15 +55,23 @@ def test_shipped_manifest_matches_the_shipped_file() -> None:
 
 
 def test_accuracy_on_freshly_rendered_images(shipped: OnnxClassifier) -> None:
-    """Seeds from FRESH_SEED_BASE on were never rendered for training, validation or test."""
-    correct = 0
+    """Seeds from FRESH_SEED_BASE on were never rendered for training, validation or test.
+
+    The calibrated model may call an image uncertain (it then names the side it leans to); it
+    must be right on at least 80 % of all images and wrong on at most 2 % of them.
+    """
+    correct = wrong = 0
     for seed in range(FRESH_SEED_BASE, FRESH_SEED_BASE + FRESH_IMAGES):
         label, _dirt, image = render_sample(seed, width=640, height=480)
         verdict = shipped.classify(image)
         correct += verdict.label == label
+        wrong += verdict.label not in (label, "uncertain")
         assert verdict.backend == "onnx"
         assert 0.5 <= verdict.confidence <= 1.0
-    assert correct / FRESH_IMAGES >= 0.9
+        if verdict.label == "uncertain":
+            assert verdict.reason and verdict.extra["leaning"] in LABELS
+    assert correct / FRESH_IMAGES >= 0.8
+    assert wrong / FRESH_IMAGES <= 0.02
 
 
 def test_file_path_with_a_two_megapixel_jpeg(shipped: OnnxClassifier, tmp_path: Path) -> None:
@@ -119,13 +128,24 @@ def test_classify_command_json(tmp_path: Path, capsys: pytest.CaptureFixture[str
     args = parser.parse_args(["classify", str(good), str(bad), "--json", "--threads", "1"])
     assert args.func(args) == 1  # one image failed
     verdicts = json.loads(capsys.readouterr().out)["verdicts"]
-    assert verdicts[0]["label"] == label
+    assert verdicts[0]["label"] in (label, "uncertain")
+    assert (verdicts[0]["label"] == "uncertain") == (verdicts[0]["reason"] is not None)
     assert verdicts[0]["backend"] == "onnx"
     assert "broken.jpg" in verdicts[1]["error"]
 
 
-def test_factory_builds_the_shipped_model() -> None:
+def test_factory_builds_the_shipped_model_behind_the_quality_gate() -> None:
     classifier = build_classifier("onnx", threads=1)
-    assert isinstance(classifier, OnnxClassifier)
-    verdict = classifier.classify(np.full((240, 320, 3), 120, np.uint8))
-    assert verdict.label in LABELS
+    assert isinstance(classifier, QualityGatedClassifier)
+    assert isinstance(classifier.inner, OnnxClassifier)
+    assert classifier.model_id == classifier.inner.model_id
+    flat = classifier.classify(np.full((240, 320, 3), 120, np.uint8))
+    assert (flat.label, flat.decided_by, flat.dirty_probability) == (
+        "unusable",
+        "quality-gate",
+        None,
+    )
+    label, _dirt, image = render_sample(FRESH_SEED_BASE + 77, width=640, height=480)
+    verdict = classifier.classify(image)
+    assert verdict.label in (label, "uncertain")
+    assert verdict.to_dict()["decided_by"] == "onnx"
