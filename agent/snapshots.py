@@ -51,7 +51,6 @@ class SnapshotResult:
         body: dict[str, object] = {
             "camera": self.camera,
             "label": v.label,
-            "reason": v.reason or None,
             "confidence": round(v.confidence, 4),
             "dirty_probability": rounded(v.dirty_probability),
             "backend": v.backend,
@@ -61,6 +60,8 @@ class SnapshotResult:
             "pending": v.pending,
             "snapshot": self.file.name if self.file else None,
         }
+        if v.reason:
+            body["reason"] = v.reason
         if v.opinions:
             body["opinions"] = [o.to_dict() for o in v.opinions]
         return body

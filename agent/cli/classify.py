@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
                     r["decided_by"],
                     r["latency_ms"],
                     r["model_id"],
-                    r["reason"],
+                    r.get("reason"),
                 ]
                 for r in results
             ],

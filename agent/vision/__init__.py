@@ -37,11 +37,12 @@ class Verdict:
     """One decision about one image.
 
     ``label`` is one of :data:`OUTCOMES`; ``reason`` says why an ``uncertain`` or ``unusable``
-    verdict is one (empty for a plain clean/dirty). ``confidence`` is the probability of the
-    clean/dirty side the model leans to (0.5-1.0 for two classes); ``dirty_probability`` is the
-    (calibrated, when the manifest says how) probability of ``dirty`` whatever the label, the value
-    the uncertain band is defined on, None when no model looked (``unusable``). A cascade verdict
-    carries the backends' own verdicts in ``opinions`` and names the one that decided in
+    verdict is one (empty for a plain clean/dirty, and then left out of the wire payload).
+    ``confidence`` is the probability of the clean/dirty side the model leans to (0.5-1.0 for
+    two classes); ``dirty_probability`` is the (calibrated, when the manifest says how)
+    probability of ``dirty`` whatever the label, the value the uncertain band is defined on, None
+    when no model looked (``unusable``). A cascade verdict carries the backends' own verdicts in
+    ``opinions`` and names the one that decided in
     ``decided_by``.
     """
 
@@ -66,7 +67,6 @@ class Verdict:
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
             "label": self.label,
-            "reason": self.reason or None,
             "confidence": round(self.confidence, 4),
             "dirty_probability": rounded(self.dirty_probability),
             "backend": self.backend,
@@ -75,6 +75,8 @@ class Verdict:
             "decided_by": self.decided_by or self.backend,
             "pending": self.pending,
         }
+        if self.reason:
+            data["reason"] = self.reason
         if self.opinions:
             data["opinions"] = [o.to_dict() for o in self.opinions]
         if self.extra:

@@ -97,6 +97,25 @@ def test_verdicts_fit_plain_cascade_and_retried() -> None:
         assert check_message(topic, enveloped(topic, body)) is None
 
 
+def test_uncertain_and_unusable_verdicts_fit() -> None:
+    topic = wire.vision_topic(DEVICE, "upstream")
+    unsure = Verdict(
+        "uncertain", 0.93, "onnx", "resnet@0123456789ab", 9.4, 0.07,
+        reason="out of distribution: feature distance 3000 above 1057",
+        extra={"leaning": "clean", "ood_score": 3000.0},
+    )  # fmt: skip
+    unusable = Verdict(
+        "unusable", 1.0, "onnx", "resnet@0123456789ab", 2.0, None, decided_by="quality-gate",
+        reason="too dark (mean brightness 9, 95th percentile 20 of 255)",
+    )  # fmt: skip
+    for verdict in (unsure, unusable):
+        body = SnapshotResult("upstream", TS, None, verdict, None).verdict_body()
+        assert body["reason"] == verdict.reason
+        assert check_message(topic, enveloped(topic, body)) is None
+    wrong = SnapshotResult("upstream", TS, None, unusable, None).verdict_body()
+    assert check_message(topic, enveloped(topic, wrong | {"label": "maybe"})) is not None
+
+
 @pytest.mark.parametrize("state", ["raised", "cleared"])
 def test_alarm_transitions_fit(state: str) -> None:
     event = AlarmEvent(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from pathlib import Path
 
 import cv2
@@ -19,29 +18,9 @@ from agent.vision.manifest import load_manifest, manifest_path_for, sha256_file
 from agent.vision.onnx_backend import OnnxClassifier
 from agent.vision.quality import QualityGatedClassifier
 from models.dataset import FRESH_SEED_BASE, render_sample
+from tests.support.vision_models import edit_manifest
 
 FRESH_IMAGES = 60
-
-
-@pytest.fixture(scope="module")
-def shipped() -> OnnxClassifier:
-    return OnnxClassifier(shipped_model_path(), threads=2)
-
-
-@pytest.fixture
-def model_copy(tmp_path: Path) -> Path:
-    source = shipped_model_path()
-    target = tmp_path / source.name
-    shutil.copyfile(source, target)
-    shutil.copyfile(manifest_path_for(source), manifest_path_for(target))
-    return target
-
-
-def edit_manifest(model: Path, **changes: object) -> None:
-    path = manifest_path_for(model)
-    data = json.loads(path.read_text())
-    data.update(changes)
-    path.write_text(json.dumps(data))
 
 
 def test_shipped_manifest_matches_the_shipped_file() -> None:
@@ -129,7 +108,7 @@ def test_classify_command_json(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert args.func(args) == 1  # one image failed
     verdicts = json.loads(capsys.readouterr().out)["verdicts"]
     assert verdicts[0]["label"] in (label, "uncertain")
-    assert (verdicts[0]["label"] == "uncertain") == (verdicts[0]["reason"] is not None)
+    assert (verdicts[0]["label"] == "uncertain") == ("reason" in verdicts[0])
     assert verdicts[0]["backend"] == "onnx"
     assert "broken.jpg" in verdicts[1]["error"]
 

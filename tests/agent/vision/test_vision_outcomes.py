@@ -4,7 +4,6 @@ distribution, with the reason), and the old-style fallback (no calibration, one 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import cv2
@@ -13,34 +12,11 @@ import pytest
 
 from agent.vision import LABELS, ModelError
 from agent.vision.calibration import FEATURES_OUTPUT, softmax
-from agent.vision.factory import shipped_model_path
 from agent.vision.manifest import load_manifest, manifest_path_for, sha256_file
 from agent.vision.onnx_backend import OnnxClassifier
 from agent.vision.preprocess import to_model_input
 from models.dataset import FRESH_SEED_BASE, render_sample
-
-
-@pytest.fixture(scope="module")
-def shipped() -> OnnxClassifier:
-    return OnnxClassifier(shipped_model_path(), threads=2)
-
-
-@pytest.fixture
-def model_copy(tmp_path: Path) -> Path:
-    source = shipped_model_path()
-    target = tmp_path / source.name
-    shutil.copyfile(source, target)
-    shutil.copyfile(manifest_path_for(source), manifest_path_for(target))
-    return target
-
-
-def edit_manifest(model: Path, **changes: object) -> None:
-    path = manifest_path_for(model)
-    data = json.loads(path.read_text())
-    data.update(changes)
-    for key in [k for k, v in changes.items() if v is None]:
-        del data[key]
-    path.write_text(json.dumps(data))
+from tests.support.vision_models import edit_manifest
 
 
 def duct(seed: int = FRESH_SEED_BASE + 31) -> np.ndarray:
