@@ -13,17 +13,57 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+import annotated_types
 import pytest
 
+from pydantic.fields import FieldInfo
+
+from agent.agent_commands import agent_commands
+from agent.command_table import Command
 from agent.config import reference_markdown
 from drivers.registry import sensor_table_markdown
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
+_TYPE_NAMES = {int: "integer", str: "string", bool: "boolean", float: "number"}
+
+
+def _argument(name: str, field: FieldInfo) -> str:
+    """``limit`` (integer 0-1000, default 20)."""
+    annotation = field.annotation
+    args = [a for a in getattr(annotation, "__args__", ()) if a is not type(None)]
+    kind = _TYPE_NAMES.get(args[0] if args else annotation, str(annotation))  # type: ignore[arg-type]
+    low = next((m.ge for m in field.metadata if isinstance(m, annotated_types.Ge)), None)
+    high = next((m.le for m in field.metadata if isinstance(m, annotated_types.Le)), None)
+    if low is not None and high is not None:
+        kind += f" {low}-{high}"
+    default = "required" if field.is_required() else f"default {field.default!r}"
+    return f"`{name}` ({kind}, {default})".replace("default None", "optional")
+
+
+def command_table_markdown() -> str:
+    """The agent's command table, row by row (agent/agent_commands.py)."""
+
+    def row(c: Command[object]) -> str:  # type: ignore[type-var]
+        arguments = ", ".join(_argument(n, f) for n, f in c.args.model_fields.items()) or "none"
+        mqtt = "yes" if c.remote else "no (control socket only)"
+        limit = str(c.rate_limit) if c.rate_limit else "-"
+        return f"| `{c.name}` | {arguments} | {mqtt} | {limit} | {c.summary} |"
+
+    lines = [
+        "| command | arguments | over MQTT | rate limit (MQTT) | what it does |",
+        "| --- | --- | --- | --- | --- |",
+        *(row(c) for c in agent_commands(None)),  # type: ignore[arg-type]
+    ]
+    return "\n".join(lines)
+
+
 # (file under docs/, region name, generator)
 GENERATED: list[tuple[str, str, Callable[[], str]]] = [
     ("configuration.md", "config reference", reference_markdown),
     ("configuration.md", "sensor table", sensor_table_markdown),
+    ("hardware.md", "sensor table", sensor_table_markdown),
+    ("wire-format.md", "command table", command_table_markdown),
 ]
 
 
