@@ -39,7 +39,7 @@ class RoundResult:
     faults: Mapping[str, str]
 
     def telemetry_body(self, info: Mapping[str, SensorInfo]) -> dict[str, object]:
-        """The ``telemetry`` message body (see README, wire format)."""
+        """The ``telemetry`` message body (see docs/wire-format.md)."""
         return {
             "sensors": {
                 name: {"chip": info[name].chip, **_rounded(m.values())}

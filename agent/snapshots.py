@@ -45,7 +45,7 @@ class SnapshotResult:
     """A camera fault (no frame, black, frozen); None when the frame was good."""
 
     def verdict_body(self) -> dict[str, object]:
-        """The ``vision/<camera>`` message body (see README, wire format)."""
+        """The ``vision/<camera>`` message body (see docs/wire-format.md)."""
         assert self.verdict is not None
         v = self.verdict
         body: dict[str, object] = {

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import annotated_types
 import pytest
-
 from pydantic.fields import FieldInfo
 
 from agent.agent_commands import agent_commands
