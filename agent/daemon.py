@@ -86,6 +86,7 @@ def open_parts(config: Config, *, simulate: bool = False) -> AgentParts:
             max_messages=config.storage.outbox_max_messages,
             max_bytes=int(config.storage.outbox_max_mb * 1024 * 1024),
             topic_root=config.mqtt.topic_root,
+            simulated=simulate or config.board.kind == "sim",
         )
         opened.callback(outbox.close)
         alarms = AlarmEngine(config.alarms, state_dir / "alarms.json")

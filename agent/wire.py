@@ -17,6 +17,10 @@ Every other payload is one compact UTF-8 JSON object, the envelope first, then t
 
     {"v":1,"device":"duct-7","seq":1042,"ts":"2026-11-25T21:04:05.123Z", ...body}
 
+A message from a simulated board (``[board] kind = "sim"``, or ``--sim``) carries
+``"sim": true`` right after ``ts``, so that no consumer mistakes simulated readings for real
+ones; a real board's messages have no ``sim`` key.
+
 ``seq`` is assigned by the outbox: per device, strictly increasing, persisted, never reused (not
 the 16-bit MQTT packet id). Delivery is at-least-once, so a consumer deduplicates on
 ``(device, seq)`` and detects loss as a gap in ``seq``. The broker-published last will is the one
@@ -44,6 +48,8 @@ MAX_PAYLOAD_BYTES = 128 * 1024
 """AWS IoT Core's payload limit; the outbox refuses anything larger at put time."""
 
 ENVELOPE_KEYS = ("v", "device", "seq", "ts")
+SIM_KEY = "sim"
+"""Envelope key present (``true``) only on messages from a simulated board."""
 
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
 _ROOT_LEVEL = re.compile(r"[A-Za-z0-9_.-]+")
@@ -215,9 +221,11 @@ def encode_envelope(
     *,
     topic: str,
     ts: datetime | float,
+    sim: bool = False,
 ) -> bytes:
-    """The envelope (``v``, ``device``, ``seq``, ``ts``) followed by the body's fields."""
-    clash = [key for key in ENVELOPE_KEYS if key in body]
+    """The envelope (``v``, ``device``, ``seq``, ``ts``, and ``sim`` from a simulated board)
+    followed by the body's fields."""
+    clash = [key for key in (*ENVELOPE_KEYS, SIM_KEY) if key in body]
     if clash:
         raise WireError(f"payload body for {topic} uses envelope key(s) {', '.join(clash)}")
     if any(isinstance(value, float) and not math.isfinite(value) for value in body.values()):
@@ -228,6 +236,8 @@ def encode_envelope(
         "seq": seq,
         "ts": format_ts(ts),
     }
+    if sim:
+        document[SIM_KEY] = True
     document.update(body)
     return encode_json(document, topic)
 

@@ -205,7 +205,13 @@ class MqttLink:
     def _network_main(self) -> None:
         attempt = 0
         while not self._stopping.is_set():
-            session = Session(self.settings, self.device_id, self, self.ssl_context)
+            session = Session(
+                self.settings,
+                self.device_id,
+                self,
+                self.ssl_context,
+                sim=self.outbox.simulated,  # the last will says so too
+            )
             with self._state_lock:
                 self._session = session
             self._drain.attach(session)

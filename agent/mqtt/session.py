@@ -71,6 +71,8 @@ class Session:
         device_id: str,
         events: SessionEvents,
         ssl_context: ssl.SSLContext | None,
+        *,
+        sim: bool = False,
     ) -> None:
         self.settings = settings
         self.device_id = device_id
@@ -98,6 +100,7 @@ class Session:
             {"state": "offline", "reason": "connection lost"},
             topic=status_topic,
             ts=time.time(),
+            sim=sim,
         )
         self.client.will_set(status_topic, will, qos=1, retain=True)
         self.client.on_connect = self._on_connect

@@ -53,6 +53,7 @@ class Outbox:
         max_bytes: int = 64 * 1024 * 1024,
         max_attempts: int = 5,
         topic_root: str = wire.TOPIC_ROOT,
+        simulated: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if max_messages < 1 or max_bytes < 1 or max_attempts < 1:
@@ -60,6 +61,8 @@ class Outbox:
         self.path = Path(path)
         self.device_id = wire.check_name(device_id, "device id")
         self.topic_root = wire.check_topic_root(topic_root)
+        self.simulated = simulated
+        """Messages come from a simulated board: their envelope says ``"sim": true``."""
         self.max_messages = max_messages
         self.max_bytes = max_bytes
         self.max_attempts = max_attempts
@@ -159,7 +162,12 @@ class Outbox:
                             payload = wire.encode_json(body, topic)
                         else:
                             payload = wire.encode_envelope(
-                                self.device_id, seq, body, topic=topic, ts=created
+                                self.device_id,
+                                seq,
+                                body,
+                                topic=topic,
+                                ts=created,
+                                sim=self.simulated,
                             )
                         if latest_key is not None:
                             self._drop_superseded(latest_key, counters)

@@ -229,6 +229,7 @@ def check_envelope(document: dict[str, Any], *, seq_required: bool = True) -> No
         assert isinstance(document["seq"], int) and not isinstance(document["seq"], bool)
         assert document["seq"] >= 1
     assert isinstance(document["ts"], str) and TS_FORMAT.match(document["ts"]), document["ts"]
+    assert document["sim"] is True, "every message of the simulated board says so"
     when = dt.datetime.strptime(document["ts"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
     assert abs((dt.datetime.now(dt.UTC) - when).total_seconds()) < 120
 
@@ -287,7 +288,7 @@ def test_topics_and_payload_schema_with_the_shipped_model(
     assert len(every_seq) == len(set(every_seq)), "a clean run delivers each seq once"
 
     for telemetry in docs(messages, "telemetry"):
-        assert set(telemetry) == {"v", "device", "seq", "ts", "sensors", "faults"}
+        assert set(telemetry) == {"v", "device", "seq", "ts", "sim", "sensors", "faults"}
         assert telemetry["faults"] == {}
         assert set(telemetry["sensors"]) == set(SENSORS)
         for name, reading in telemetry["sensors"].items():
@@ -456,8 +457,10 @@ def test_sigkill_mid_publish_then_restart_loses_no_seq(
     assert not missing, f"seqs never delivered: {sorted(missing)}"
     by_seq: dict[int, bytes] = {}
     for m in messages:
-        seq = json.loads(m.payload)["seq"]
+        document = json.loads(m.payload)
+        seq = document["seq"]
         if seq is None:
+            assert document["sim"] is True, "the last will of a simulated board says so too"
             continue  # the broker's last will after the SIGKILL
         assert by_seq.setdefault(seq, m.payload) == m.payload, f"seq {seq} reused for another"
 

@@ -47,6 +47,14 @@ def test_put_builds_the_payload_and_topic(tmp_path: Path) -> None:
         assert outbox.pending(10) == [message]
 
 
+def test_a_simulated_boards_outbox_marks_every_enveloped_message(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "o.db", "duct-7", simulated=True) as outbox:
+        alarm = outbox.put(A, "co2_high", {"event": "raised"}).message
+        status = outbox.put(MessageClass.STATUS, "", {"state": "online"}, retain=True).message
+        assert json.loads(alarm.payload)["sim"] is True
+        assert json.loads(status.payload)["sim"] is True
+
+
 def test_seq_is_monotonic_and_never_reused_across_deletes_and_reopen(tmp_path: Path) -> None:
     path = tmp_path / "o.db"
     with Outbox(path, "d1") as outbox:

@@ -126,9 +126,18 @@ def test_envelope_fields_first_then_body_compact_utf8() -> None:
     assert wire.decode_payload(payload) == document
 
 
-def test_envelope_refuses_clashing_keys_and_nan() -> None:
+def test_a_simulated_board_says_so_in_the_envelope_a_real_one_has_no_sim_key() -> None:
+    simulated = json.loads(wire.encode_envelope("d1", 1, {"x": 1}, topic="t", ts=0.0, sim=True))
+    assert list(simulated) == ["v", "device", "seq", "ts", "sim", "x"]
+    assert simulated["sim"] is True
+    real = json.loads(wire.encode_envelope("d1", 1, {"x": 1}, topic="t", ts=0.0))
+    assert "sim" not in real
+
+
+@pytest.mark.parametrize("key", ["seq", "sim"])
+def test_envelope_refuses_clashing_keys_and_nan(key: str) -> None:
     with pytest.raises(WireError, match="envelope key"):
-        wire.encode_envelope("d1", 1, {"seq": 3}, topic="t", ts=0.0)
+        wire.encode_envelope("d1", 1, {key: 3}, topic="t", ts=0.0)
     with pytest.raises(WireError, match="non-finite"):
         wire.encode_envelope("d1", 1, {"co2_ppm": float("nan")}, topic="t", ts=0.0)
     with pytest.raises(WireError, match="not valid JSON"):

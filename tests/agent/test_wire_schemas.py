@@ -180,6 +180,17 @@ def test_a_body_that_breaks_the_contract_is_named(
     assert error.startswith(f"{topic}: ") and found in error
 
 
+def test_the_sim_flag_fits_the_envelope_only_as_true() -> None:
+    topic = wire.telemetry_topic(DEVICE)
+    body: dict[str, object] = {"sensors": {}, "faults": {}}
+    simulated = wire.encode_envelope(DEVICE, 7, body, topic=topic, ts=TS, sim=True)
+    assert check_message(topic, simulated) is None
+    wrong = json.loads(enveloped(topic, body)) | {"sim": False}
+    error = check_message(topic, json.dumps(wrong).encode()) or ""
+    assert "envelope.schema.json" in error or "telemetry" in error, error
+    assert "sim" in error, error
+
+
 def test_envelope_errors_and_unknown_topics_are_named() -> None:
     topic = wire.telemetry_topic(DEVICE)
     other = wire.encode_envelope("duct-8", 3, {"sensors": {}, "faults": {}}, topic=topic, ts=TS)
