@@ -7,7 +7,7 @@ cameras (:mod:`~agent.doctor.hardware`), model (:mod:`~agent.doctor.vision`), br
 (:mod:`~agent.doctor.host`). Every network step and every subprocess is bounded by a timeout.
 """
 
-from agent.doctor.broker import check_broker
+from agent.doctor.broker import check_broker, check_device_certificate
 from agent.doctor.checklist import NETWORK_TIMEOUT_S, Check, Status
 from agent.doctor.hardware import check_cameras, check_i2c_bus, check_sensors
 from agent.doctor.host import check_agent, check_clock, check_service, check_storage
@@ -21,6 +21,7 @@ __all__ = [
     "check_broker",
     "check_cameras",
     "check_clock",
+    "check_device_certificate",
     "check_i2c_bus",
     "check_model",
     "check_sensors",

@@ -7,7 +7,6 @@ port, a broker whose TLS certificate has expired.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import shutil
@@ -22,6 +21,7 @@ from typing import Any
 import pytest
 
 from hil.broker import LocalBroker, free_port
+from hil.pki import make_expired_certificate
 from tests.support.waiting import wait_until
 
 CLI_POLL_S = 0.2
@@ -355,7 +355,7 @@ def test_a_wrong_broker_address_and_a_stopped_agent(workdir: Path) -> None:
 def test_doctor_reports_an_expired_broker_certificate(workdir: Path) -> None:
     certs = workdir / "certs"
     certs.mkdir()
-    cert, key = expired_certificate(certs)
+    cert, key = make_expired_certificate(certs)
     tls_port = free_port()
     extra = f"listener {tls_port} 127.0.0.1\ncertfile {cert}\nkeyfile {key}\n"
     with LocalBroker(workdir / "tls-broker", extra_config=extra):
@@ -367,47 +367,6 @@ def test_doctor_reports_an_expired_broker_certificate(workdir: Path) -> None:
     tls = next(line for line in lines if line.startswith("FAIL  broker/tls "))
     assert "server certificate expired 10 days ago (not after " in tls
     assert "renew the broker's certificate" in lines[lines.index(tls) + 1]
-
-
-def expired_certificate(directory: Path) -> tuple[Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=40))
-        .not_valid_after(now - dt.timedelta(days=10, hours=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [
-                    x509.DNSName("localhost"),
-                    x509.IPAddress(__import__("ipaddress").ip_address("127.0.0.1")),
-                ]
-            ),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "server.pem", directory / "server.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
 
 
 # -- smaller tools -----------------------------------------------------------------------------
