@@ -9,7 +9,7 @@ The fp32 model is not committed (only the int8 one ships). Pass ``--fp32`` (the 
 it in build/visual_clean/), or the benchmark rebuilds an fp32 twin from the int8 QDQ graph: the
 same graph with the weights dequantized to float and the activation quantize/dequantize pairs
 removed, i.e. exactly the fp32 architecture (its weights differ by rounding, which does not change
-its speed).
+its speed; see models/dequantize.py).
 
 ``python bench/vision.py [--fp32 FILE] [--runs 50]``
 """
@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 from agent.vision.factory import shipped_model_path  # noqa: E402
 from agent.vision.manifest import load_manifest, manifest_path_for  # noqa: E402
 from agent.vision.onnx_backend import OnnxClassifier, create_session  # noqa: E402
+from models.dequantize import fp32_twin  # noqa: E402
 
 DEFAULT_FP32 = ROOT / "build" / "visual_clean" / "visual_clean_resnet18_fp32.onnx"
 
@@ -50,51 +51,6 @@ status = open("/proc/self/status").read().split("\\n")
 peak_kb = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
 print(peak_kb, verdict.label)
 """
-
-
-def fp32_twin(int8_model: Path, out: Path) -> Path:
-    """An fp32 graph equivalent to the int8 QDQ one (weights dequantized, Q/DQ pairs removed)."""
-    import onnx
-    from onnx import helper, numpy_helper
-
-    model = onnx.load(str(int8_model))
-    graph = model.graph
-    inits = {i.name: i for i in graph.initializer}
-    new_inits = []
-    keep = []
-    producers = {o: n for n in graph.node for o in n.output}
-    for node in graph.node:
-        if node.op_type == "DequantizeLinear" and node.input[0] in inits:
-            q = numpy_helper.to_array(inits[node.input[0]]).astype(np.float32)
-            scale = numpy_helper.to_array(inits[node.input[1]]).astype(np.float32)
-            zero = (
-                numpy_helper.to_array(inits[node.input[2]]).astype(np.float32)
-                if len(node.input) > 2 and node.input[2]
-                else np.zeros_like(scale)
-            )
-            axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
-            if scale.ndim == 1 and scale.size > 1:
-                shape = [1] * q.ndim
-                shape[axis] = scale.size
-                scale, zero = scale.reshape(shape), zero.reshape(shape)
-            new_inits.append(numpy_helper.from_array((q - zero) * scale, node.output[0]))
-        elif node.op_type == "DequantizeLinear":
-            quantize = producers[node.input[0]]
-            # DQ(Q(x)) -> Identity(x): keeps every tensor name; ORT removes the Identity.
-            keep.append(helper.make_node("Identity", [quantize.input[0]], [node.output[0]]))
-        elif node.op_type != "QuantizeLinear":
-            keep.append(node)
-    del graph.node[:]
-    graph.node.extend(keep)
-    used = {name for node in keep for name in node.input}
-    kept_inits = [i for i in graph.initializer if i.name in used] + [
-        i for i in new_inits if i.name in used
-    ]
-    del graph.initializer[:]
-    graph.initializer.extend(kept_inits)
-    onnx.checker.check_model(model)
-    onnx.save(model, str(out))
-    return out
 
 
 def input_shape(model: Path) -> list[int]:

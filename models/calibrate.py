@@ -49,7 +49,7 @@ from agent.vision.manifest import (
 )
 from agent.vision.onnx_backend import OnnxClassifier
 from agent.vision.reliability_plot import write_reliability_diagram
-from models.dataset import Sample, resolve_splits
+from models.folders import Sample, resolve_splits
 
 logger = logging.getLogger(__name__)
 

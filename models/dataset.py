@@ -4,8 +4,7 @@ Rekognition Custom Labels / Ground Truth manifest writer.
 The on-disk layout is one folder per label (``clean/``, ``dirty/``), the layout one syncs to S3 for
 Rekognition Custom Labels, so field images, synthetic images and the cloud data set are the same
 thing. A generated set adds one level of splits: ``DIR/{train,val,calib,test}/{clean,dirty}/``.
-A field set without splits is split deterministically by a hash of each file's relative path, so
-adding images never reshuffles the ones already assigned.
+Reading such sets (checks, de-duplication, splits) is :mod:`models.folders`.
 
 This module needs numpy and OpenCV only (no torch): the ``remotair dataset`` command uses it on the
 board, and the trainer reads images through it.
@@ -14,12 +13,10 @@ board, and the trainer reads images through it.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import logging
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -27,15 +24,12 @@ import cv2
 import numpy as np
 
 from agent.vision import CLEAN, DIRTY, LABELS
+from models.folders import SPLITS, DatasetError, list_samples, resolve_splits
 
 if TYPE_CHECKING:  # the simulator is imported only where images are generated
     from hil.render_domain import Domain
 
 logger = logging.getLogger(__name__)
-
-SPLITS: tuple[str, ...] = ("train", "val", "calib", "test")
-"""Training, validation (early stopping, calibration-method choice), quantization calibration,
-and the held-out test split the shipped metrics are measured on."""
 
 SPLIT_SEED_BASE: dict[str, int] = {"train": 0, "val": 100_000, "calib": 200_000, "test": 300_000}
 """Renderer seeds of split ``s`` start at ``SPLIT_SEED_BASE[s]``: the splits never share a scene."""
@@ -44,26 +38,12 @@ FRESH_SEED_BASE = 1_000_000
 """Seeds from here on are never used by the generator's default splits (images no model saw)."""
 
 DEFAULT_COUNTS: dict[str, int] = {"train": 2000, "val": 400, "calib": 200, "test": 1000}
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp"})
-# Field split of an unsplit folder-per-label set, by hash of the relative path (percent).
-_HASH_SPLIT: tuple[tuple[str, int], ...] = (("train", 70), ("val", 10), ("calib", 5), ("test", 15))
 DEFAULT_ATTRIBUTE = "duct-condition"
 DATASET_INFO = "dataset.json"
 LOOKS_FILE = "looks.json"
 """Per generated image (path relative to the set): the renderer families it shows."""
 EVERY_FAMILY: Literal["every family"] = "every family"
 """What the generator renders by default: every family of the randomised renderer."""
-
-
-class DatasetError(ValueError):
-    """A data set directory is not in the expected layout, or a manifest cannot be written."""
-
-
-@dataclass(frozen=True, slots=True)
-class Sample:
-    path: Path
-    label: int
-    """Index into :data:`agent.vision.LABELS`."""
 
 
 # --- synthetic generation --------------------------------------------------------------------
@@ -195,72 +175,6 @@ def describe(root: Path) -> str:
     return f"folder-per-label images from {root.name}: " + ", ".join(
         f"{k} {v}" for k, v in sizes.items()
     )
-
-
-# --- reading folder-per-label sets -----------------------------------------------------------
-
-
-def list_samples(root: Path) -> list[Sample]:
-    """Every image under ``root/clean`` and ``root/dirty`` (recursively), sorted by path."""
-    missing = [label for label in LABELS if not (root / label).is_dir()]
-    if missing:
-        raise DatasetError(
-            f"{root}: expected one folder per label ({', '.join(LABELS)}); missing {missing}"
-        )
-    others = sorted(
-        p.name
-        for p in root.iterdir()
-        if p.is_dir() and p.name not in LABELS and p.name not in SPLITS
-    )
-    if others:
-        logger.warning("dataset ignoring folders root=%s folders=%s", root, others)
-    samples = [
-        Sample(path, index)
-        for index, label in enumerate(LABELS)
-        for path in sorted((root / label).rglob("*"))
-        if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS
-    ]
-    if not samples:
-        raise DatasetError(f"{root}: no images (.jpg, .jpeg, .png, .bmp) in {list(LABELS)}")
-    return samples
-
-
-def has_splits(root: Path) -> bool:
-    return all((root / split).is_dir() for split in ("train", "val", "test"))
-
-
-def _hash_split(relative: str) -> str:
-    bucket = int.from_bytes(hashlib.sha256(relative.encode()).digest()[:4], "big") % 100
-    for split, share in _HASH_SPLIT:
-        if bucket < share:
-            return split
-        bucket -= share
-    return _HASH_SPLIT[-1][0]
-
-
-def resolve_splits(root: Path) -> dict[str, list[Sample]]:
-    """Samples per split: the split folders if the set has them, else a stable hash split.
-
-    A set without a ``calib`` folder calibrates on its training images (they are only used to
-    observe activation ranges, not to fit anything).
-    """
-    if has_splits(root):
-        splits = {s: list_samples(root / s) for s in SPLITS if (root / s).is_dir()}
-        splits.setdefault("calib", splits["train"])
-        return splits
-    splits = {s: [] for s in SPLITS}
-    for sample in list_samples(root):
-        splits[_hash_split(sample.path.relative_to(root).as_posix())].append(sample)
-    for split in ("train", "val", "test"):
-        if not splits[split]:
-            raise DatasetError(f"{root}: too few images to form a {split} split")
-    if not splits["calib"]:
-        splits["calib"] = splits["train"]
-    return splits
-
-
-def class_counts(samples: Sequence[Sample]) -> list[int]:
-    return [sum(1 for s in samples if s.label == i) for i in range(len(LABELS))]
 
 
 # --- Rekognition Custom Labels / Ground Truth manifest ---------------------------------------

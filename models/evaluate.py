@@ -22,7 +22,8 @@ import numpy as np
 from agent.vision import DIRTY, LABELS
 from agent.vision.manifest import load_manifest, manifest_path_for, write_manifest
 from agent.vision.onnx_backend import OnnxClassifier
-from models.dataset import Sample, resolve_splits
+from models.cli import run
+from models.folders import SPLITS, Sample, scan
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m models.evaluate", description=__doc__)
     parser.add_argument("model", type=Path)
     parser.add_argument("data_dir", type=Path)
-    parser.add_argument("--split", default="test")
+    parser.add_argument("--split", choices=SPLITS, default="test")
     parser.add_argument("--compare", type=Path, help="a second model (e.g. fp32) to agree with")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
@@ -112,7 +113,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    samples = resolve_splits(args.data_dir)[args.split]
+    return run(lambda: _main(args), parser.prog)
+
+
+def _main(args: argparse.Namespace) -> int:
+    samples = scan(args.data_dir).split(args.split)
     result = evaluate(args.model, samples, threads=args.threads)
     report: dict[str, Any] = {"model": str(args.model), "split": args.split, **result.metrics()}
     if args.compare:

@@ -21,6 +21,7 @@ import torch
 
 from agent.vision import LABELS
 from agent.vision.manifest import ModelManifest, manifest_path_for, sha256_file, write_manifest
+from models.cli import run
 from models.resnet import build_model
 
 logger = logging.getLogger(__name__)
@@ -110,6 +111,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--opset", type=int, default=OPSET)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    return run(lambda: _main(args), parser.prog)
+
+
+def _main(args: argparse.Namespace) -> int:
     manifest = export(args.checkpoint, args.out, opset=args.opset)
     print(f"{args.out} sha256={manifest.sha256}")
     return 0

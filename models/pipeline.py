@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from agent.vision.manifest import ModelManifest, load_manifest, manifest_path_for, write_manifest
-from models.dataset import DEFAULT_COUNTS, SPLITS, generate, resolve_splits
+from models.cli import run
+from models.dataset import DATASET_INFO, DEFAULT_COUNTS, generate
 from models.evaluate import agreement, evaluate
 from models.export import export
+from models.folders import SPLITS, scan
 from models.quantize import FORMATS, METHODS, quantize
 from models.train import add_train_arguments, config_from_args, train
 
@@ -39,6 +41,9 @@ def run_pipeline(
 ) -> tuple[ModelManifest, dict[str, Any]]:
     """Run every stage; returns the int8 manifest and a summary (also written to work_dir)."""
     started = time.monotonic()
+    data = scan(data_dir)  # refuse an unusable set before an hour of training, not after
+    test = data.split("test")
+    data.split("val")
     config = config_from_args(args)
     name = model_name(config.arch)
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -56,7 +61,6 @@ def run_pipeline(
         data_format=args.data_format,
         threads=config.threads,
     )
-    test = resolve_splits(data_dir)["test"]
     fp32_eval = evaluate(fp32_path, test, threads=config.threads)
     int8_eval = evaluate(int8_path, test, threads=config.threads)
     metrics = {
@@ -66,9 +70,13 @@ def run_pipeline(
         "int8_vs_fp32": agreement(int8_eval, fp32_eval),
     }
     manifest = load_manifest(manifest_path_for(int8_path))
-    manifest = replace(manifest, metrics=metrics)
+    manifest = replace(
+        manifest, metrics=metrics, extra={**manifest.extra, **_data_record(data_dir)}
+    )
     write_manifest(manifest, manifest_path_for(int8_path))
     summary = {
+        "data": data.summary(),
+        "skipped": [f"{path}: {reason}" for path, reason in data.skipped],
         "int8_model": str(int8_path),
         "fp32_model": str(fp32_path),
         "train_seconds": round(result.seconds, 1),
@@ -82,6 +90,14 @@ def run_pipeline(
     }
     (work_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return manifest, summary
+
+
+def _data_record(data_dir: Path) -> dict[str, Any]:
+    """The generator's record of a synthetic set (seeds per split: what models.report renders)."""
+    info_path = data_dir / DATASET_INFO
+    if not info_path.is_file():
+        return {}
+    return {"dataset": json.loads(info_path.read_text(encoding="utf-8"))}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -101,6 +117,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_train_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    return run(lambda: _main(args), parser.prog)
+
+
+def _main(args: argparse.Namespace) -> int:
     if args.generate and not any(args.data_dir.glob("*/*")):
         generate(args.data_dir, {s: DEFAULT_COUNTS[s] for s in SPLITS})
     _, summary = run_pipeline(args.data_dir, args.out, args.work_dir, args)

@@ -47,15 +47,19 @@ from agent.vision.manifest import (
     write_manifest,
 )
 from agent.vision.preprocess import load_image, to_model_input
-from models.dataset import Sample, resolve_splits
+from models.cli import run
 from models.evaluate import Evaluation, agreement, evaluate
+from models.folders import Sample, scan
 
 logger = logging.getLogger(__name__)
 
 METHODS: tuple[str, ...] = ("MinMax", "Entropy", "Percentile")
 FORMATS: tuple[str, ...] = ("u8s8-reduce-range", "s8s8")
-CALIBRATION_BATCH = 32
-"""Intermediate outputs held in memory at once while calibrating (bounds the calibrator's RAM)."""
+# No ``CalibMaxIntermediateOutputs``: ONNX Runtime's MinMax calibrator (1.32) empties its
+# buffer each time it holds that many images without folding them into the ranges, so it used
+# only the images after the last multiple and failed ("No data is collected.") on an exact
+# multiple. MinMax keeps two scalars per tensor and image (it does not need the bound); the
+# histogram calibrators never read the option.
 
 
 class _CalibrationReader(CalibrationDataReader):  # type: ignore[misc]
@@ -104,7 +108,6 @@ def quantize_candidate(
         activation_type=QuantType.QUInt8 if unsigned else QuantType.QInt8,
         weight_type=QuantType.QInt8,
         calibrate_method=getattr(CalibrationMethod, method),
-        extra_options={"CalibMaxIntermediateOutputs": CALIBRATION_BATCH},
     )
     manifest = replace(
         fp32_manifest,
@@ -153,11 +156,12 @@ def quantize(
     if unknown or not methods:
         raise ValueError(f"calibration methods must be among {METHODS}, got {list(methods)}")
     fp32_manifest = load_manifest(manifest_path_for(fp32_model))
-    splits = resolve_splits(data_dir)
+    data = scan(data_dir)
+    calibration, validation = data.split("calib"), data.split("val")
     work_dir.mkdir(parents=True, exist_ok=True)
     prepared = work_dir / f"{fp32_model.stem}.prep.onnx"
     quant_pre_process(str(fp32_model), str(prepared), skip_symbolic_shape=False)
-    fp32_val = evaluate(fp32_model, splits["val"], threads=threads)
+    fp32_val = evaluate(fp32_model, validation, threads=threads)
     comparison: list[dict[str, Any]] = []
     best: tuple[tuple[float, float, float], Path] | None = None
     for method in methods:
@@ -166,13 +170,13 @@ def quantize(
         quantize_candidate(
             prepared,
             candidate,
-            splits["calib"],
+            calibration,
             fp32_manifest,
             method=method,
             data_format=data_format,
         )
         seconds = time.monotonic() - started
-        result = evaluate(candidate, splits["val"], threads=threads)
+        result = evaluate(candidate, validation, threads=threads)
         score = _score(result, fp32_val)
         row = {
             "method": method,
@@ -215,6 +219,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    return run(lambda: _main(args), parser.prog)
+
+
+def _main(args: argparse.Namespace) -> int:
     manifest, _ = quantize(
         args.fp32_model,
         args.data_dir,

@@ -8,6 +8,11 @@ white-balance jitter that mimic what a duct camera varies. The loss weights the 
 inverse frequency (field sets are rarely balanced), the best validation epoch is kept, and
 training stops early when validation stops improving.
 
+Training starts from the shipped model by default (offline: its weights are rebuilt from the
+committed int8 file, see :mod:`models.warm_start`), so a few hundred field images adapt it
+instead of teaching a network from nothing; ``--from-scratch`` opts out, ``--init-from FILE``
+starts from another exported model or a torchvision-format checkpoint.
+
 ``python -m models.train DATA_DIR --out build/visual_clean/resnet18.pt``
 """
 
@@ -29,15 +34,21 @@ import torch
 from torch import nn
 
 from agent.vision import LABELS
+from agent.vision.factory import shipped_model_path
 from agent.vision.preprocess import centre_crop, load_image, normalise, resize_to_cover
-from models.dataset import Sample, class_counts, describe, resolve_splits
-from models.resnet import ARCHITECTURES, Architecture, build_model, load_backbone_weights
+from models.cli import run
+from models.dataset import describe
+from models.folders import Sample, class_counts, scan
+from models.resnet import ARCHITECTURES, Architecture, ResNet, build_model, load_backbone_weights
 
 logger = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 """ImageNet statistics: right for a torchvision-initialised backbone, harmless from scratch."""
+
+
+SHIPPED = "shipped"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +65,9 @@ class TrainConfig:
     threads: int = 2
     max_steps: int = 0
     """Stop after this many optimiser steps in total (0: no limit). For smoke tests."""
-    init_from: str = ""
+    init_from: str = SHIPPED
+    """:data:`SHIPPED` (the committed model), ``""`` (from scratch), an exported ``.onnx``
+    model, or a torchvision-format state dict."""
 
 
 @dataclass(slots=True)
@@ -151,13 +164,12 @@ def train(data_dir: Path, checkpoint: Path, config: TrainConfig) -> TrainResult:
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     started = time.monotonic()
-    splits = resolve_splits(data_dir)
+    data = scan(data_dir)
+    logger.info("train %s", data.summary())
     size = config.input_size
-    train_images, train_labels = load_images(splits["train"], size, TRAIN_ZOOM)
-    val_images, val_labels = load_images(splits["val"], size)
-    counts = class_counts(splits["train"])
-    if min(counts) == 0:
-        raise ValueError(f"{data_dir}: the training split lacks a class (counts {counts})")
+    train_images, train_labels = load_images(data.split("train"), size, TRAIN_ZOOM)
+    val_images, val_labels = load_images(data.split("val"), size)
+    counts = class_counts(data.split("train"))
     logger.info(
         "train data=%s train=%s val=%d load_s=%.1f",
         data_dir,
@@ -166,8 +178,7 @@ def train(data_dir: Path, checkpoint: Path, config: TrainConfig) -> TrainResult:
         time.monotonic() - started,
     )
     model = build_model(config.arch, len(LABELS))
-    if config.init_from:
-        load_backbone_weights(model, Path(config.init_from))
+    initialise(model, config, train_images, size)
     weights = torch.tensor([len(train_labels) / (len(LABELS) * c) for c in counts])
     loss_fn = nn.CrossEntropyLoss(weight=weights)
     plain_loss = nn.CrossEntropyLoss()
@@ -260,6 +271,32 @@ def train(data_dir: Path, checkpoint: Path, config: TrainConfig) -> TrainResult:
     return TrainResult(checkpoint, best_epoch, best[0], seconds, history)
 
 
+def initialise(
+    model: ResNet, config: TrainConfig, images: Sequence[np.ndarray], size: tuple[int, int]
+) -> None:
+    """Load the starting weights ``config.init_from`` names (nothing: from scratch)."""
+    from models.warm_start import load_shipped_weights, recalibrate_batchnorm
+
+    if not config.init_from:
+        return
+    source = shipped_model_path() if config.init_from == SHIPPED else Path(config.init_from)
+    if not source.is_file():
+        raise FileNotFoundError(2, "no such model or checkpoint to start from", str(source))
+    if source.suffix.lower() != ".onnx":
+        load_backbone_weights(model, source)
+        return
+    try:
+        load_shipped_weights(model, source)
+    except ValueError as exc:
+        raise ValueError(
+            f"{exc}; start a {config.arch} with --from-scratch or --init-from a matching model"
+        ) from None
+    order = np.random.default_rng(config.seed).permutation(len(images))[:256]
+    batches = (_batch(images, order[i : i + 64], size, None) for i in range(0, len(order), 64))
+    measured = recalibrate_batchnorm(model, batches)
+    logger.info("init_from model=%s batchnorm_recalibrated_on=%d", source, measured)
+
+
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = TrainConfig()
     parser.add_argument("--arch", choices=ARCHITECTURES, default=defaults.arch)
@@ -278,12 +315,20 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--threads", type=int, default=defaults.threads)
     parser.add_argument("--max-steps", type=int, default=0, help="stop after N steps (smoke test)")
-    parser.add_argument(
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument(
         "--init-from",
-        default="",
+        default=SHIPPED,
         metavar="FILE",
-        help="torchvision-format state dict to start from (e.g. ImageNet weights); "
-        "default: from scratch",
+        help="exported ONNX model (int8 or fp32) or torchvision-format state dict to start "
+        "from; default: the shipped model",
+    )
+    start.add_argument(
+        "--from-scratch",
+        action="store_const",
+        const="",
+        dest="init_from",
+        help="start from random weights instead of the shipped model",
     )
 
 
@@ -326,6 +371,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_train_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    return run(lambda: _main(args), parser.prog)
+
+
+def _main(args: argparse.Namespace) -> int:
     result = train(args.data_dir, args.out, config_from_args(args))
     summary: dict[str, Any] = {
         "checkpoint": str(result.checkpoint),

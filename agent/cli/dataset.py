@@ -10,12 +10,11 @@ from agent.errors import ExitCode, RemotairError
 from models.dataset import (
     DEFAULT_ATTRIBUTE,
     DEFAULT_COUNTS,
-    SPLITS,
-    DatasetError,
     generate,
     sync_command,
     write_groundtruth_manifest,
 )
+from models.folders import SPLITS, DatasetError
 
 MANIFEST_NAME = "visual-clean.manifest"
 

@@ -23,7 +23,7 @@ from agent.cli.options import add_config_argument, load
 from agent.cli.output import print_json, print_table
 from agent.errors import ExitCode, RemotairError
 from agent.vision import LABELS
-from models.dataset import IMAGE_EXTENSIONS
+from models.folders import IMAGE_EXTENSIONS
 
 SIDECAR_SUFFIX = ".label.json"
 

@@ -1,8 +1,9 @@
 """The train -> export -> quantize -> evaluate chain, end to end on a tiny synthetic set.
 
 Tiny on purpose (48 px images, 32 px input, a few steps): it proves the tooling still fits
-together, not that the model learns. The shipped model's quality is tested in
-tests/agent/vision/test_onnx_backend.py.
+together, not that the model learns. The calibration split holds 32 images, a multiple of the
+batch ONNX Runtime's MinMax calibrator used to drop ("No data is collected."). The shipped
+model's quality is tested in tests/agent/vision/test_onnx_backend.py.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def tiny_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("tiny")
     generate(
         root,
-        {"train": 16, "val": 6, "calib": 4, "test": 6},
+        {"train": 16, "val": 6, "calib": 32, "test": 6},
         width=48,
         height=36,
         render_width=64,
@@ -69,6 +70,8 @@ def test_pipeline_runs_every_stage_and_writes_a_consistent_manifest(
     assert manifest.metrics["int8"]["images"] == 6
     confusion = manifest.metrics["int8"]["confusion_matrix"]
     assert sum(map(sum, confusion)) == 6
+    assert manifest.extra["quantization"]["calibration_images"] == 32
+    assert manifest.extra["dataset"]["seed_ranges"]["test"] == [300_000, 300_006]
     methods = [row["method"] for row in manifest.extra["calibration_comparison"]]
     assert methods == ["MinMax", "Percentile"]
     # Really quantized: QDQ nodes with int8 weights, and much smaller than fp32.

@@ -32,10 +32,13 @@ def cli(argv: list[str]) -> int:
 
 
 def make_set(root: Path, clean: int, dirty: int) -> None:
-    for label, count in (("clean", clean), ("dirty", dirty)):
+    """Distinct pictures (a label's images differ from each other and from the other label's)."""
+    for index, (label, count) in enumerate((("clean", clean), ("dirty", dirty))):
         (root / label).mkdir(parents=True, exist_ok=True)
         for i in range(count):
-            cv2.imwrite(str(root / label / f"img{i:03d}.jpg"), np.full((8, 8, 3), i, np.uint8))
+            pixels = np.zeros((8, 8, 3), np.uint8)
+            pixels[0, 0] = (i % 256, i // 256, 100 * index)
+            cv2.imwrite(str(root / label / f"img{i:03d}.png"), pixels)
 
 
 def test_list_samples_labels_by_folder_and_skips_non_images(tmp_path: Path) -> None:
@@ -71,7 +74,7 @@ def test_groundtruth_records(tmp_path: Path) -> None:
         groundtruth_lines(tmp_path, "s3://bucket/ducts/", attribute="duct", creation_date=when)
     )
     assert records[0] == {
-        "source-ref": "s3://bucket/ducts/clean/img000.jpg",
+        "source-ref": "s3://bucket/ducts/clean/img000.png",
         "duct": 0,
         "duct-metadata": {
             "confidence": 1,
@@ -104,9 +107,9 @@ def test_cli_export_writes_json_lines_and_prints_sync(
     assert code == 0
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [line["source-ref"] for line in lines] == [
-        "s3://b/p/clean/img000.jpg",
-        "s3://b/p/clean/img001.jpg",
-        "s3://b/p/dirty/img000.jpg",
+        "s3://b/p/clean/img000.png",
+        "s3://b/p/clean/img001.png",
+        "s3://b/p/dirty/img000.png",
     ]
     printed = json.loads(capsys.readouterr().out)
     assert printed["images"] == 3

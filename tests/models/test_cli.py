@@ -1,0 +1,94 @@
+"""Every models.* command ends on a bad set with one line naming the problem and the fix."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from agent.vision.factory import shipped_model_path
+from models import evaluate, pipeline, quantize, train
+from models.dataset import generate
+from models.folders import MIN_IMAGES_PER_LABEL
+from tests.models.conftest import write_image, write_label_folders
+
+Main = Callable[[list[str] | None], int]
+
+
+def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def commands(data: Path, tmp: Path) -> dict[str, tuple[Main, list[str]]]:
+    model = str(shipped_model_path())
+    return {
+        "pipeline": (pipeline.main, [str(data), "--out", str(tmp / "o"), "--work-dir", str(tmp)]),
+        "train": (train.main, [str(data), "--out", str(tmp / "x.pt")]),
+        "quantize": (quantize.main, [model, str(data), "--out", str(tmp / "q.onnx")]),
+        "evaluate": (evaluate.main, [model, str(data), "--split", "val"]),
+    }
+
+
+@pytest.mark.parametrize("command", ["pipeline", "train", "quantize", "evaluate"])
+@pytest.mark.parametrize(
+    ("bad_set", "expected"),
+    [
+        ("too few", f"at least {MIN_IMAGES_PER_LABEL} of each label are needed"),
+        ("unknown folder", "unknown folder 'Clean'"),
+        ("not a folder", "not a directory"),
+        ("no images", "0 usable clean image(s)"),
+    ],
+)
+def test_a_bad_set_is_one_line_with_the_fix(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    command: str,
+    bad_set: str,
+    expected: str,
+) -> None:
+    data = tmp_path / "field"
+    if bad_set == "too few":
+        write_label_folders(data, MIN_IMAGES_PER_LABEL, 4)
+    elif bad_set == "unknown folder":
+        write_label_folders(data, 20, 20)
+        write_image(data / "Clean" / "x.png", 999, 0)
+    elif bad_set == "no images":
+        (data / "clean").mkdir(parents=True)
+        (data / "dirty").mkdir()
+        (data / "clean" / "readme.txt").write_text("x")
+    main, argv = commands(data, tmp_path)[command]
+    assert main(argv) == 2
+    line = one_line_error(capsys)
+    assert line.startswith(f"python -m models.{command}: error: ")
+    assert expected in line
+
+
+def test_evaluate_a_set_with_only_a_test_split(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    generate(tmp_path, {"test": 6}, width=64, height=48, render_width=64, render_height=48)
+    assert evaluate.main([str(shipped_model_path()), str(tmp_path)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["images"] == 6 and report["split"] == "test"
+    assert evaluate.main([str(shipped_model_path()), str(tmp_path), "--split", "val"]) == 2
+    assert "no val split; add" in one_line_error(capsys)
+
+
+def test_a_missing_model_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_label_folders(tmp_path / "test", 2, 2)
+    assert evaluate.main([str(tmp_path / "none.onnx"), str(tmp_path)]) != 0
+    assert "manifest not found" in one_line_error(capsys)
+
+
+def test_debug_variable_shows_the_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REMOTAIR_DEBUG", "1")
+    with pytest.raises(Exception, match="not a directory"):
+        train.main([str(tmp_path / "none"), "--out", str(tmp_path / "x.pt")])
