@@ -92,3 +92,13 @@ def test_debug_variable_shows_the_traceback(
     monkeypatch.setenv("REMOTAIR_DEBUG", "1")
     with pytest.raises(Exception, match="not a directory"):
         train.main([str(tmp_path / "none"), "--out", str(tmp_path / "x.pt")])
+
+
+def test_starting_another_architecture_from_the_shipped_model_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_label_folders(tmp_path / "field", 12, 12)
+    argv = [str(tmp_path / "field"), "--out", str(tmp_path / "x.pt"), "--arch", "resnet50"]
+    assert train.main([*argv, "--input-size", "32", "--max-steps", "1"]) != 0
+    line = one_line_error(capsys)
+    assert "does not fit this architecture" in line and "--from-scratch" in line
