@@ -13,30 +13,39 @@ from agent.errors import ExitCode, RemotairError
 
 
 class ModelRolloutError(RemotairError):
-    """Base of the model store's and the signature checks' errors."""
+    """Base of the model store's, the signature checks' and the installer's errors.
+
+    ``check`` names what failed in a few fixed words (``wrong key``, ``disk full``...), so that
+    scripts and the install state published over MQTT can branch without parsing the sentence.
+    """
+
+    check: str = "failed"
 
 
 class StoreError(ModelRolloutError):
     """The model store cannot do what was asked (unknown model, nothing to roll back to...)."""
+
+    check = "store"
 
 
 class KeyFileError(ModelRolloutError):
     """A signing or public key file is missing, unreadable or not an Ed25519 key."""
 
     exit_code = ExitCode.USAGE
+    check = "key file"
 
 
-class VerificationError(ModelRolloutError):
-    """A model failed one check of its signed manifest; ``check`` names which one.
+class CheckFailed(ModelRolloutError):
+    """A named check failed: ``check`` says which, ``reason`` says how."""
 
-    ``check`` is one of :data:`CHECKS`, so that scripts (and the install state published over
-    MQTT) can tell "not signed" from "tampered" without parsing the sentence.
-    """
-
-    def __init__(self, check: str, message: str) -> None:
-        super().__init__(f"{check}: {message}")
+    def __init__(self, check: str, reason: str) -> None:
+        super().__init__(f"{check}: {reason}")
         self.check = check
-        self.reason = message
+        self.reason = reason
+
+
+class VerificationError(CheckFailed):
+    """A model failed one check of its signed manifest (one of :data:`CHECKS`)."""
 
 
 CHECKS: tuple[str, ...] = (

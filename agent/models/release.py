@@ -21,6 +21,7 @@ MODEL_VERSION = "model_version"
 CREATED = "created"
 EXPIRES = "expires"
 REQUIRES_AGENT = "requires_agent"
+SIZE_BYTES = "size_bytes"
 SIGNATURE = "signature"
 
 
@@ -32,6 +33,8 @@ class Release:
     created: datetime | None = None
     expires: datetime | None = None
     requires_agent: str | None = None
+    size_bytes: int | None = None
+    """The model file's size: the download's cap and the free space an install needs."""
     key_id: str | None = None
     """Key id of the signature's key, as written in the manifest (checked only by verification)."""
 
@@ -42,6 +45,9 @@ class Release:
             version = data.get(MODEL_VERSION)
             if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
                 raise ValueError(f"{MODEL_VERSION} must be an integer, not {version!r}")
+            size = data.get(SIZE_BYTES)
+            if size is not None and (isinstance(size, bool) or not isinstance(size, int)):
+                raise ValueError(f"{SIZE_BYTES} must be an integer, not {size!r}")
             requires = data.get(REQUIRES_AGENT)
             if requires is not None:
                 parse_version(str(requires))
@@ -52,6 +58,7 @@ class Release:
                 created=_time(data.get(CREATED), CREATED),
                 expires=_time(data.get(EXPIRES), EXPIRES),
                 requires_agent=str(requires) if requires is not None else None,
+                size_bytes=size,
                 key_id=str(key_id) if key_id is not None else None,
             )
         except ValueError as exc:
@@ -72,6 +79,7 @@ class Release:
             CREATED: format_time(self.created) if self.created else None,
             EXPIRES: format_time(self.expires) if self.expires else None,
             REQUIRES_AGENT: self.requires_agent,
+            SIZE_BYTES: self.size_bytes,
             "signer": self.key_id,
         }
 

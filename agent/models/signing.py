@@ -173,14 +173,16 @@ def verify_release(
     manifest: Mapping[str, Any],
     trusted: TrustedKeys,
     *,
-    now: datetime,
+    now: datetime | None,
     file_sha256: str | None = None,
     agent_version: str = AGENT_VERSION,
 ) -> Release:
     """Every check a board makes on a manifest, in order; the first failure raises.
 
     Order: signature present, signed by a trusted key, manifest unchanged, file unchanged (when
-    ``file_sha256`` is given: the hash of the file at hand), not expired, this agent new enough.
+    ``file_sha256`` is given: the hash of the file at hand), not expired (unless ``now`` is None:
+    expiry bounds when a release may be *installed*; a model already running keeps running),
+    this agent new enough.
     """
     verify_signature(manifest, trusted)
     if file_sha256 is not None and str(manifest.get("sha256", "")).lower() != file_sha256:
@@ -190,7 +192,7 @@ def verify_release(
             f" {str(manifest.get('sha256'))[:16]}...",
         )
     release = Release.from_manifest(manifest)
-    if release.is_expired(now):
+    if now is not None and release.is_expired(now):
         assert release.expires is not None
         raise VerificationError(
             "expired", f"the manifest expired at {release.expires:%Y-%m-%d %H:%M}Z"

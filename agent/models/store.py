@@ -296,6 +296,11 @@ def _write_synced(path: Path, data: bytes) -> None:
         os.fsync(fh.fileno())
 
 
+def write_json_durably(path: Path, data: object) -> None:
+    """Replace a small JSON state file so that a crash leaves the old or the new one."""
+    _write_durably(path, (json.dumps(data) + "\n").encode("utf-8"), _no_crash, prefix="state")
+
+
 def _write_durably(path: Path, data: bytes, step: CrashPoint, *, prefix: str = "manifest") -> None:
     """Replace ``path`` atomically: temporary file, fsync, rename, fsync the directory."""
     tmp = path.with_name(path.name + ".tmp")

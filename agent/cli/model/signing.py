@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,15 @@ from typing import Any
 from agent.cli.output import print_json
 from agent.errors import ExitCode
 from agent.models import VerificationError
-from agent.models.release import CREATED, EXPIRES, MODEL_VERSION, REQUIRES_AGENT, format_time
+from agent.models.reference import REFERENCE, embed_image, embedded_images, reference_block
+from agent.models.release import (
+    CREATED,
+    EXPIRES,
+    MODEL_VERSION,
+    REQUIRES_AGENT,
+    SIZE_BYTES,
+    format_time,
+)
 from agent.models.signing import (
     TrustedKeys,
     generate_keypair,
@@ -62,6 +71,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--requires-agent", metavar="VERSION", help="oldest agent version that may run it"
     )
+    p.add_argument(
+        "--reference",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="IMAGE",
+        help="a reference image boards run before switching (repeat; default: keep the"
+        " manifest's own, their expected outputs measured again with this model)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
     p.set_defaults(func=run_sign)
 
@@ -110,6 +128,7 @@ def run_sign(args: argparse.Namespace) -> int:
         now=datetime.now(UTC),
         expires_days=args.expires_days,
         requires_agent=args.requires_agent,
+        references=args.reference,
     )
     write_manifest_json(signed, manifest_path)
     summary = {
@@ -117,13 +136,15 @@ def run_sign(args: argparse.Namespace) -> int:
         "model_version": signed[MODEL_VERSION],
         "key_id": signed["signature"]["key_id"],
         "expires": signed[EXPIRES],
+        "reference_images": len((signed.get(REFERENCE) or {}).get("images", [])),
     }
     if args.json:
         print_json(summary)
     else:
         print(
             f"signed {manifest_path}: version {summary['model_version']}, key"
-            f" {summary['key_id']}, expires {summary['expires'] or 'never'}"
+            f" {summary['key_id']}, expires {summary['expires'] or 'never'},"
+            f" {summary['reference_images']} reference image(s)"
         )
     return ExitCode.OK
 
@@ -136,11 +157,16 @@ def sign_model(
     now: datetime,
     expires_days: float = DEFAULT_EXPIRY_DAYS,
     requires_agent: str | None = None,
+    references: Sequence[Path] = (),
 ) -> dict[str, Any]:
-    """``model``'s manifest with the release fields set and signed (not written)."""
+    """``model``'s manifest with the release fields set and signed (not written).
+
+    Reference images (given, or those already in the manifest) get their expected outputs from
+    ``model`` itself, so re-signing a replaced model is one command.
+    """
     manifest_path = manifest_path_for(model)
     data = read_manifest_json(manifest_path)
-    ModelManifest.from_dict(data, source=manifest_path)  # a well-formed manifest, or one line
+    spec = ModelManifest.from_dict(data, source=manifest_path)  # well-formed, or one line
     actual = sha256_file(model)
     if str(data.get("sha256", "")).lower() != actual:
         raise VerificationError(
@@ -152,6 +178,17 @@ def sign_model(
     data[CREATED] = format_time(now)
     data[EXPIRES] = format_time(now + timedelta(days=expires_days)) if expires_days > 0 else None
     data[REQUIRES_AGENT] = requires_agent
+    data[SIZE_BYTES] = model.stat().st_size
+    images = [(p.stem, embed_image(p, spec.input_size)) for p in references]
+    images = images or embedded_images(data)
+    if images:
+        from agent.vision.onnx_backend import OnnxClassifier
+
+        classifier = OnnxClassifier(model, threads=1)
+        try:
+            data[REFERENCE] = reference_block(classifier, images)
+        finally:
+            classifier.close()
     signed: dict[str, Any] = sign_manifest(data, key)
     return signed
 

@@ -17,9 +17,21 @@ from agent.vision.manifest import manifest_path_for
 MakeModel = Callable[..., Path]
 
 
+RELEASE_KEYS = (
+    "signature",
+    "model_version",
+    "created",
+    "expires",
+    "requires_agent",
+    "size_bytes",
+    "reference",
+)
+
+
 def shipped_manifest() -> dict[str, Any]:
+    """The shipped model's manifest without its release fields and signature."""
     data: dict[str, Any] = json.loads(manifest_path_for(shipped_model_path()).read_text())
-    return data
+    return {k: v for k, v in data.items() if k not in RELEASE_KEYS}
 
 
 def write_model(directory: Path, content: bytes = b"model-bytes", name: str = "duct") -> Path:
