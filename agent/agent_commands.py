@@ -12,6 +12,8 @@ status    yes     10 per 60 s  the health document the agent publishes on ``stat
 alarms    yes     10 per 60 s  active alarms and the recent raised/cleared events
 read      yes     6 per 60 s   one sensor round now, published as telemetry too
 snapshot  yes     4 per 60 s   a picture (and verdict) from one or all cameras now
+reload    yes     4 per 60 s   re-read the config and the active model (as SIGHUP does)
+model_*   yes     4 per 60 s   install / roll back a signed model (:mod:`agent.models.commands`)
 outbox    no      -            depth, evictions, the first messages and the set-aside ones
 sim       no      -            unplug or re-plug a simulated part (simulated boards only)
 ========  ======  ===========  ===============================================================
@@ -33,6 +35,7 @@ from agent.command_table import (
     NoArgs,
     RateLimit,
 )
+from agent.models.commands import model_commands
 from agent.reports import alarms_report, outbox_report
 
 if TYPE_CHECKING:
@@ -128,6 +131,9 @@ def agent_commands(agent: Agent) -> list[Command[Any]]:
         known = ", ".join([*board.chips, *board.cameras])
         raise CommandError(f"no simulated sensor or camera {args.name!r}; known: {known}")
 
+    def reload(_: NoArgs) -> dict[str, Any]:
+        return agent.reload()
+
     per_minute = 60.0
     return [
         Command(
@@ -170,6 +176,15 @@ def agent_commands(agent: Agent) -> list[Command[Any]]:
             remote=True,
             rate_limit=RateLimit(4, per_minute),
         ),
+        Command(
+            name="reload",
+            args=NoArgs,
+            handler=reload,
+            summary="re-read the config and the active model (as SIGHUP does)",
+            remote=True,
+            rate_limit=RateLimit(4, per_minute),
+        ),
+        *model_commands(lambda: agent.models),
         Command(
             name="outbox",
             args=OutboxArgs,

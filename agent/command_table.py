@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -27,6 +28,7 @@ from agent.errors import describe_exception
 
 __all__ = [
     "DEFAULT_MAX_PAYLOAD_BYTES",
+    "REQUEST_ID",
     "Command",
     "CommandArgs",
     "CommandError",
@@ -39,6 +41,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+REQUEST_ID: ContextVar[str | int | None] = ContextVar("request_id", default=None)
+"""The ``id`` of the request whose handler is running (None when the sender gave none)."""
 
 DEFAULT_MAX_PAYLOAD_BYTES = 4096
 """Arguments are a few small fields; anything bigger is a mistake or an attack."""
@@ -202,11 +207,13 @@ class CommandTable:
         transport: Transport,
         payload_bytes: int = 0,
         expires_at: float | None = None,
+        request_id: str | int | None = None,
     ) -> CommandReply:
         """Run command ``name`` if the row allows this call; never raises.
 
         ``payload_bytes`` is the size of the request as received; ``expires_at`` (epoch seconds)
-        when the sender said the command goes stale.
+        when the sender said the command goes stale; ``request_id`` the sender's ``id``, which
+        the handler reads from :data:`REQUEST_ID` (a long command reports progress under it).
         """
         command = self._rows.get(name)
         if command is None or (transport is Transport.REMOTE and not command.remote):
@@ -230,6 +237,7 @@ class CommandTable:
             return self._refuse(
                 name, Outcome.RATE_LIMITED, f"{name} is limited to {command.rate_limit}; try later"
             )
+        token = REQUEST_ID.set(request_id)
         try:
             result = command.run(arguments)
         except ValidationError as exc:
@@ -239,6 +247,8 @@ class CommandTable:
         except Exception as exc:  # a handler bug must not kill the transport's thread
             log.exception("command failed name=%s transport=%s", name, transport.value)
             return self._refuse(name, Outcome.FAILED, describe_exception(exc)[0])
+        finally:
+            REQUEST_ID.reset(token)
         return CommandReply(name, Outcome.OK, result=result)
 
     def _take_token(self, command: Command[Any], transport: Transport) -> bool:

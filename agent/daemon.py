@@ -12,6 +12,7 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,11 +22,14 @@ from typing import Any
 from agent.agent_commands import agent_command_table
 from agent.alarms import AlarmEngine, AlarmEvent
 from agent.board import Board, open_board
+from agent.command_table import CommandError
 from agent.config import Config
 from agent.control import ControlServer
 from agent.dispatch import Dispatcher
 from agent.errors import ExitCode, RemotairError
 from agent.homeassistant import discovery_messages, queue_discovery, sensor_quantities
+from agent.models.runtime import ModelRuntime
+from agent.models.settings import model_settings
 from agent.mqtt import MqttLink, MqttSettings, TlsSettings
 from agent.outbox import MessageClass, Outbox, OutboxError
 from agent.sampling import RoundResult, Sampler
@@ -58,6 +62,8 @@ class AgentParts:
     vision_error: str | None
     """Why vision is off when it was configured (the agent samples regardless)."""
     snapshot_dir: Path
+    models: ModelRuntime | None = None
+    """The local model's store, installs and rollback (onnx and cascade backends)."""
 
     def close(self) -> None:
         self.board.close()
@@ -94,13 +100,19 @@ def open_parts(config: Config, *, simulate: bool = False) -> AgentParts:
         opened.callback(board.close)
         classifier: Classifier | None = None
         vision_error: str | None = None
-        try:
-            classifier = _classifier(config, state_dir)
-        except RemotairError as exc:
-            vision_error = str(exc)
-            log.error("vision disabled error=%s", exc)
+        models: ModelRuntime | None = None
+        if config.vision.backend in ("onnx", "cascade"):
+            models = ModelRuntime(model_settings(config), classifier_builder(config))
+            classifier = models.start()
+            vision_error = models.refused
+        else:
+            try:
+                classifier = classifier_builder(config)(config.vision.model)
+            except RemotairError as exc:
+                vision_error = str(exc)
+                log.error("vision disabled error=%s", exc)
         opened.pop_all()
-    return AgentParts(outbox, alarms, board, classifier, vision_error, snapshot_dir)
+    return AgentParts(outbox, alarms, board, classifier, vision_error, snapshot_dir, models)
 
 
 def build_agent(
@@ -151,7 +163,11 @@ class Agent:
         self.vision_error = parts.vision_error
         self.snapshot_dir = parts.snapshot_dir
         self._parts = parts
+        self.models = parts.models
         self.dispatch = Dispatcher(self.outbox)
+        if self.models is not None:
+            self.models.publish_to(self._publish_model_state)
+        self._reload_requested = threading.Event()
         self.sampler = Sampler(self.board.sensors, self.board.sensor_info)
         self.takers = {
             name: SnapshotTaker(
@@ -273,6 +289,25 @@ class Agent:
             self.dispatch.send(MessageClass.VERDICT, camera, body | {"retried": path.name})
         return len(done)
 
+    def _publish_model_state(self, state: dict[str, Any]) -> None:
+        self.dispatch.send(MessageClass.MODEL, "", state, retain=True)
+
+    def request_reload(self, signum: int = signal.SIGHUP, frame: FrameType | None = None) -> None:
+        """SIGHUP: reload on the next tick (a signal handler must not load models)."""
+        self._reload_requested.set()
+
+    def reload(self) -> dict[str, Any]:
+        """``cmd/reload`` and SIGHUP: see :func:`agent.reload.reload_agent`."""
+        from agent.reload import reload_agent
+
+        return reload_agent(self)
+
+    def use_classifier(self, classifier: Classifier | None, vision_error: str | None) -> None:
+        """Classify the next snapshots with ``classifier`` (after a reload)."""
+        self.classifier, self.vision_error = classifier, vision_error
+        for taker in self.takers.values():
+            taker.classifier = classifier
+
     def _send_alarms(self, events: list[AlarmEvent]) -> None:
         for event in events:  # the alarm engine has logged each one
             self.dispatch.send(MessageClass.ALARM, event.name, event.to_body(), ts=event.ts)
@@ -286,7 +321,7 @@ class Agent:
                 {"name": a.name, "severity": a.severity, "since": a.raised_at, "message": a.message}
                 for a in self.alarms.active()
             ]
-        return health_document(
+        doc = health_document(
             HealthInputs(
                 started_at=self.started_at,
                 config_file=str(self.config_file) if self.config_file else None,
@@ -311,6 +346,9 @@ class Agent:
                 },
             )
         )
+        if self.models is not None:
+            doc["model_rollout"] = self.models.status()
+        return doc
 
     def healthy(self) -> bool:
         """The sensor job has finished a round recently: the watchdog may be pinged."""
@@ -328,6 +366,12 @@ class Agent:
         return ExitCode.OK
 
     def tick(self) -> None:
+        if self._reload_requested.is_set():
+            self._reload_requested.clear()
+            try:
+                self.reload()
+            except CommandError as exc:  # already logged in one line by the reload
+                log.error("SIGHUP reload refused: %s", exc)
         self.dispatch.flush()
         stats = self.outbox.stats()
         fill = stats.depth / max(1, self.config.storage.outbox_max_messages)
@@ -363,6 +407,8 @@ class Agent:
         for job in self.jobs.values():
             if not job.join(timeout=5.0):
                 log.warning("job still running at shutdown job=%s", job.name)
+        if self.models is not None:
+            self.models.note_clean_exit()
         self.link.stop(flush_timeout_s)
         self._parts.close()
         log.info("agent stopped")
@@ -395,7 +441,12 @@ def _mqtt_settings(cfg: Config) -> MqttSettings:
     )
 
 
-def _classifier(cfg: Config, state_dir: Path) -> Classifier | None:
+def classifier_builder(cfg: Config) -> Callable[[Path], Classifier | None]:
+    """Builds the configured classifier (backend, threads, cloud) around a model file."""
+    return lambda model: _classifier(cfg, Path(cfg.storage.dir), model)
+
+
+def _classifier(cfg: Config, state_dir: Path, model: Path) -> Classifier | None:
     v = cfg.vision
     rekognition: dict[str, Any] | None = None
     if v.backend in ("rekognition", "cascade"):
@@ -412,7 +463,7 @@ def _classifier(cfg: Config, state_dir: Path) -> Classifier | None:
         rekognition = {k: val for k, val in rekognition.items() if val not in (None, "")}
     return build_classifier(
         v.backend,
-        model=v.model,
+        model=model,
         threads=v.threads,
         rekognition=rekognition,
         uncertain_low=v.uncertain_low,
@@ -443,6 +494,7 @@ def run_agent(config: Config, *, config_file: Path | None, simulate: bool) -> in
     agent = build_agent(config, config_file=config_file, simulate=simulate)
     signal.signal(signal.SIGTERM, agent.request_stop)
     signal.signal(signal.SIGINT, agent.request_stop)
+    signal.signal(signal.SIGHUP, agent.request_reload)
     try:
         agent.start()
         return agent.run()

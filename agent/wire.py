@@ -6,6 +6,7 @@ Everything the board publishes lives under ``remotair/v1/<device_id>/``::
     vision/<camera>      MessageClass.VERDICT    one clean/dirty verdict of one camera
     alarm/<name>         MessageClass.ALARM      an alarm raised or cleared
     status               MessageClass.STATUS     health; retained; the last will sets it offline
+    model                MessageClass.MODEL      model rollout state; retained
     result/<command>     MessageClass.RESULT     the answer to a command (carries the request id)
     cmd/<command>        (subscribed)            commands to the board: ``{"id": "...", ...args}``
 
@@ -62,6 +63,7 @@ class MessageClass(enum.StrEnum):
     VERDICT = "verdict"
     ALARM = "alarm"
     STATUS = "status"
+    MODEL = "model"
     RESULT = "result"
     DISCOVERY = "discovery"
 
@@ -164,6 +166,7 @@ def command_name(topic: str, device_id: str, *, topic_root: str = TOPIC_ROOT) ->
 _CLASS_LEVEL = {
     MessageClass.TELEMETRY: "telemetry",
     MessageClass.STATUS: "status",
+    MessageClass.MODEL: "model",
     MessageClass.VERDICT: "vision",
     MessageClass.ALARM: "alarm",
     MessageClass.RESULT: "result",
@@ -183,7 +186,7 @@ def topic_for(
     if kind is MessageClass.DISCOVERY:
         return validate_topic(suffix)
     level = _CLASS_LEVEL[kind]
-    if kind is MessageClass.TELEMETRY or kind is MessageClass.STATUS:
+    if kind in (MessageClass.TELEMETRY, MessageClass.STATUS, MessageClass.MODEL):
         if suffix not in ("", level):
             raise WireError(f"{kind} message: topic suffix must be '{level}', got {suffix!r}")
         return device_topic(device_id, level, topic_root=topic_root)

@@ -57,7 +57,10 @@ def _print_running(doc: dict[str, Any], config_file: Path | None) -> None:
         f", set aside {outbox.get('set_aside')}"
     )
     model = doc.get("model") or f"none ({doc.get('vision_error') or 'vision off'})"
-    print(f"model:    {model}")
+    print(f"model:    {model}{_release_line(doc.get('model_rollout'))}")
+    install = (doc.get("model_rollout") or {}).get("last_install")
+    if install:
+        print(f"install:  {_install_line(install)}")
     if doc.get("last_error"):
         print(f"last error: {doc['last_error']}")
     print()
@@ -178,6 +181,34 @@ def _verdict(verdict: dict[str, Any] | None) -> str | None:
     label = verdict.get("label")
     confidence = verdict.get("confidence")
     return f"{label} {confidence:.2f}" if isinstance(confidence, float) else str(label)
+
+
+def _release_line(rollout: dict[str, Any] | None) -> str:
+    """ ", version 3, signed by 0ed358de667593ef" (or "unsigned"), from the store or the config."""
+    if not rollout:
+        return ""
+    signer = f"signed by {rollout['signer']}" if rollout.get("signer") else "unsigned"
+    where = "store" if rollout.get("from_store") else "config"
+    text = f", version {rollout.get('model_version') or '-'}, {signer}, from the {where}"
+    if rollout.get("refused"):
+        text += f"; REFUSED: {rollout['refused']}"
+    if rollout.get("probation"):
+        text += f"; on probation ({rollout['probation'].get('ok', 0)} good verdicts)"
+    return text
+
+
+def _install_line(install: dict[str, Any]) -> str:
+    """The last install attempt: "r7 active (version 3) at ..." or "r8 failed: wrong key: ..."."""
+    text = f"{install.get('id')} {install.get('state')}"
+    if install.get("model_version") is not None:
+        text += f" (version {install['model_version']})"
+    if install.get("percent") is not None and install.get("state") == "downloading":
+        text += f" {install['percent']}%"
+    if install.get("check"):
+        text += f": {install['check']}: {install.get('reason')}"
+    elif install.get("reason"):
+        text += f": {install['reason']}"
+    return f"{text} at {install.get('at')}"
 
 
 def _duration(seconds: object) -> str:

@@ -79,9 +79,10 @@ class ActiveModel:
         return getattr(self.inner, attribute)
 
     def swap(self, new: Classifier) -> None:
+        """Classify with ``new`` from now on. The old classifier is not closed here: another
+        camera's thread may be inside it; it is freed when the last reference goes."""
         with self._lock:
-            old, self._inner = self._inner, new
-        old.close()
+            self._inner = new
 
     def classify(self, image: BgrImage) -> Verdict:
         return self._counted(lambda c: c.classify(image))
@@ -122,15 +123,17 @@ class ModelRuntime:
         settings: ModelSettings,
         build: Build,
         *,
-        report: Callable[[dict[str, Any]], None],
+        report: Callable[[dict[str, Any]], None] | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         agent_version: str = AGENT_VERSION,
     ) -> None:
         self.settings = settings
         self.store = ModelStore(settings.store_dir, keep=settings.keep)
         self.probation = Probation(settings.store_dir, settings.probation)
-        self._build = build
+        self.build = build
         self._publish = report
+        self._unpublished: list[dict[str, Any]] = []
+        """Reports made before :meth:`publish_to` (a rollback at start, before MQTT is up)."""
         self._now = now
         self._agent_version = agent_version
         self.refused: str | None = None
@@ -195,7 +198,7 @@ class ModelRuntime:
                 )
             except ModelRolloutError as exc:
                 raise ModelRefusedError(f"model {model} refused: {exc}") from exc
-        return self._build(model)
+        return self.build(model)
 
     # ---- install, rollback -------------------------------------------------------------------
 
@@ -309,6 +312,21 @@ class ModelRuntime:
             "last_install": self.last_install,
         }
 
+    def publish_to(self, publish: Callable[[dict[str, Any]], None]) -> None:
+        """Where install states go from now on (the reports made until now go first)."""
+        self._publish = publish
+        pending, self._unpublished = self._unpublished, []
+        for data in pending:
+            publish(data)
+
+    def configure(self, settings: ModelSettings, build: Build) -> None:
+        """New settings and classifier builder (a reloaded config); :meth:`reload` applies them."""
+        self.settings = settings
+        self.build = build
+        self.installer.policy = settings.install
+        self.store.keep = settings.keep
+        self.probation.policy = settings.probation
+
     def note_clean_exit(self) -> None:
         self.probation.note_clean_exit()
 
@@ -319,10 +337,14 @@ class ModelRuntime:
         if report.state is not InstallState.FAILED or report.check != "busy":
             self.last_install = data
             try:
+                self.store.root.mkdir(parents=True, exist_ok=True)
                 write_json_durably(self.store.root / LAST_INSTALL, data)
             except OSError as exc:
                 log.warning("last install not saved error=%s", exc)
-        self._publish(data)
+        if self._publish is None:
+            self._unpublished.append(data)
+        else:
+            self._publish(data)
 
     def _read_last_install(self) -> dict[str, Any] | None:
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib.resources
 import json
 import os
 from collections.abc import Callable, Iterable, Mapping
@@ -31,6 +32,13 @@ from agent.models.release import SIGNATURE, Release
 ALGORITHM = "ed25519"
 PRIVATE_KEY_FILE = "signing.key"
 PUBLIC_KEY_FILE = "signing.pub"
+DEV_PUBLIC_KEY = "dev-signing.pub"
+"""The development key's public half, shipped in ``models/``: it signed the shipped model. Its
+private half is in the source tree for anyone to use, so a fleet trusts its own key instead."""
+
+
+def dev_public_key_path() -> Path:
+    return Path(str(importlib.resources.files("models").joinpath(DEV_PUBLIC_KEY)))
 
 
 def generate_keypair(directory: Path) -> tuple[Path, Path]:

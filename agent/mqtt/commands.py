@@ -106,7 +106,11 @@ class CommandRunner:
             reply = CommandReply.malformed(name, str(exc))
         else:
             reply = self.commands.call(
-                name, arguments, transport=Transport.REMOTE, payload_bytes=len(payload)
+                name,
+                arguments,
+                transport=Transport.REMOTE,
+                payload_bytes=len(payload),
+                request_id=request_id,
             )
         body = {"command": name, "id": request_id, **reply.to_body()}
         log.info("mqtt command name=%s id=%s ok=%s", name, request_id, reply.ok)

@@ -16,9 +16,9 @@ Per-class policy when the outbox is full (``max_messages`` or ``max_bytes`` reac
 * ``alarm``: never evicted. An alarm is stored even if that takes the outbox over its bounds.
 * ``telemetry``: evicted first, oldest first.
 * ``verdict``: evicted next, oldest first, if evicting every telemetry message was not enough.
-* ``status`` and ``discovery``: "latest per topic": a new one replaces the undelivered older one
-  of the same topic (that is not counted as an eviction: the newer state supersedes it). Never
-  evicted for room.
+* ``status``, ``model`` and ``discovery``: "latest per topic": a new one replaces the undelivered
+  older one of the same topic (that is not counted as an eviction: the newer state supersedes it).
+  Never evicted for room.
 * ``result``: never evicted (few, and someone is waiting for them).
 
 A telemetry or verdict message that cannot get room even after the evictions (the outbox is full

@@ -27,7 +27,7 @@ __all__ = ["EVICTION_ORDER", "LATEST_PER_TOPIC", "Outbox"]
 log = logging.getLogger(__name__)
 
 EVICTION_ORDER = (MessageClass.TELEMETRY, MessageClass.VERDICT)
-LATEST_PER_TOPIC = frozenset({MessageClass.STATUS, MessageClass.DISCOVERY})
+LATEST_PER_TOPIC = frozenset({MessageClass.STATUS, MessageClass.MODEL, MessageClass.DISCOVERY})
 _EVICTION_BATCH = 256
 _DELETE_CHUNK = 500
 _MESSAGE_COLUMNS = "seq, kind, topic, payload, retain, created, attempts, correlation"

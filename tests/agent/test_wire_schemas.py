@@ -22,6 +22,7 @@ from agent.alarms import AlarmEvent
 from agent.board import SensorInfo
 from agent.command_table import Command, CommandReply, CommandTable, NoArgs, Transport
 from agent.homeassistant import discovery_messages
+from agent.models.install import InstallReport, InstallState
 from agent.sampling import RoundResult
 from agent.snapshots import SnapshotResult
 from agent.vision import Verdict
@@ -58,6 +59,7 @@ def test_every_message_class_and_the_envelope_have_a_valid_schema() -> None:
     [
         ("remotair/v1/duct-7/telemetry", ("telemetry", "duct-7")),
         ("site/a/remotair/duct-7/status", ("status", "duct-7")),
+        ("remotair/v1/duct-7/model", ("model", "duct-7")),
         ("remotair/v1/duct-7/vision/upstream", ("vision", "duct-7")),
         ("remotair/v1/duct-7/alarm/co2_warning_scd41", ("alarm", "duct-7")),
         ("remotair/v1/duct-7/result/ping", ("result", "duct-7")),
@@ -141,6 +143,26 @@ def test_results_fit_success_and_failure() -> None:
         assert check_message(topic, enveloped(topic, body)) is None, body
     error = check_message(topic, enveloped(topic, {"command": "ping", "id": 1, "ok": False}))
     assert error is not None and "result.schema.json" in error
+
+
+@pytest.mark.parametrize(
+    "report",
+    [
+        InstallReport("r1", InstallState.DOWNLOADING, sha256="ab" * 32, percent=40),
+        InstallReport(
+            "r1", InstallState.ACTIVE, sha256="ab" * 32, signer="0ed358de667593ef",
+            detail={"previous": None, "reference": {"images": 4}},
+        ),
+        InstallReport("r2", InstallState.FAILED, check="wrong key", reason="signed by key 1"),
+    ],
+)  # fmt: skip
+def test_model_rollout_states_fit(report: InstallReport) -> None:
+    topic = wire.device_topic(DEVICE, "model")
+    body = report.to_dict() | {"at": "2026-11-26T10:00:00+00:00"}
+    assert check_message(topic, enveloped(topic, body)) is None
+    unexplained = {"id": "r3", "state": "failed", "at": "2026-11-26T10:00:00+00:00"}
+    error = check_message(topic, enveloped(topic, unexplained))
+    assert error is not None and "model.schema.json" in error
 
 
 def test_the_last_will_fits_the_status_schema_with_seq_null() -> None:

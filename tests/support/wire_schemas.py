@@ -26,7 +26,7 @@ COMMAND_SCHEMA = "command"
 # The last levels of a topic under <topic_root>/<device>/ -> the schema of its payload. The root
 # may have any depth, so "<kind>/<name>" is tried first: cmd/status is a command named status.
 _NAMED_TOPIC = re.compile(r"^.+/(?P<device>[^/]+)/(?P<kind>vision|alarm|result|cmd)/[^/]+$")
-_SINGLE_TOPIC = re.compile(r"^.+/(?P<device>[^/]+)/(?P<kind>telemetry|status)$")
+_SINGLE_TOPIC = re.compile(r"^.+/(?P<device>[^/]+)/(?P<kind>telemetry|status|model)$")
 _KIND_SCHEMA = {"cmd": COMMAND_SCHEMA}
 # Home Assistant discovery: <prefix>/<component>/<node_id>/<object_id>/config.
 _DISCOVERY_TOPIC = re.compile(r"^[^/]+/[^/]+/[^/]+/[^/]+/config$")
