@@ -21,12 +21,12 @@ import cv2
 import numpy as np
 
 from agent.models import CheckFailed
-from agent.vision import Classifier
+from agent.vision import Classifier, Verdict
 
 REFERENCE = "reference"
 DEFAULT_TOLERANCE = 0.05
 """Absolute dirty-probability difference allowed: int8 kernels differ a little between CPUs."""
-JPEG_QUALITY = 90
+JPEG_QUALITY = 80
 
 
 class ReferenceCheckError(CheckFailed):
@@ -68,12 +68,12 @@ def reference_block(
     """The manifest's ``reference`` entry: each image with what ``classifier`` says of it."""
     entries = []
     for name, jpeg in images:
-        verdict = classifier.classify(_decode(name, jpeg))
+        p_dirty = _dirty_probability(name, classifier.classify(_decode(name, jpeg)))
         entries.append(
             {
                 "name": name,
                 "jpeg": base64.b64encode(jpeg).decode("ascii"),
-                "dirty_probability": round(verdict.dirty_probability, 6),
+                "dirty_probability": round(p_dirty, 6),
             }
         )
     return {"tolerance": tolerance, "images": entries}
@@ -111,15 +111,16 @@ def check_reference(
                 "reference images", f"{name}: the model failed ({type(exc).__name__}: {exc})"
             ) from exc
         latencies.append(verdict.latency_ms)
+        p_dirty = _dirty_probability(name, verdict)
         want = expected.get(name)
         if want is None:
             continue
-        difference = abs(verdict.dirty_probability - float(want))
+        difference = abs(p_dirty - float(want))
         worst = max(worst, difference)
         if difference > tolerance:
             raise ReferenceCheckError(
                 "reference images",
-                f"{name}: dirty probability {verdict.dirty_probability:.3f}, expected"
+                f"{name}: dirty probability {p_dirty:.3f}, expected"
                 f" {float(want):.3f} ± {tolerance:g}",
             )
     median = statistics.median(latencies)
@@ -128,6 +129,15 @@ def check_reference(
             "too slow", f"median inference {median:.0f} ms, the budget is {latency_budget_ms:g} ms"
         )
     return ReferenceReport(len(images), worst, median)
+
+
+def _dirty_probability(name: str, verdict: Verdict) -> float:
+    if verdict.dirty_probability is None:
+        raise ReferenceCheckError(
+            "reference images",
+            f"{name}: no dirty probability ({verdict.label}: {verdict.reason or 'no reason'})",
+        )
+    return verdict.dirty_probability
 
 
 def _decode(name: str, jpeg: bytes) -> Any:

@@ -26,12 +26,16 @@ RELEASE_KEYS = (
     "size_bytes",
     "reference",
 )
+FITTED_TO_THE_SHIPPED_MODEL = ("calibration", "ood", "head")
+"""Parts of a manifest that only the shipped model's outputs satisfy."""
 
 
 def shipped_manifest() -> dict[str, Any]:
-    """The shipped model's manifest without its release fields and signature."""
+    """The shipped model's manifest as another model's: no release, no signature, no parts fitted
+    to the shipped model's features."""
     data: dict[str, Any] = json.loads(manifest_path_for(shipped_model_path()).read_text())
-    return {k: v for k, v in data.items() if k not in RELEASE_KEYS}
+    dropped = (*RELEASE_KEYS, *FITTED_TO_THE_SHIPPED_MODEL)
+    return {k: v for k, v in data.items() if k not in dropped}
 
 
 def write_model(directory: Path, content: bytes = b"model-bytes", name: str = "duct") -> Path:
