@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import get_origin
 
 import annotated_types
 import pytest
@@ -31,7 +32,11 @@ def _argument(name: str, field: FieldInfo) -> str:
     """``limit`` (integer 0-1000, default 20)."""
     annotation = field.annotation
     args = [a for a in getattr(annotation, "__args__", ()) if a is not type(None)]
-    kind = _TYPE_NAMES.get(args[0] if args else annotation, str(annotation))  # type: ignore[arg-type]
+    base = annotation if get_origin(annotation) is dict else (args[0] if args else annotation)
+    if base is dict or get_origin(base) is dict:
+        kind = "object"  # a JSON object (model_install's manifest)
+    else:
+        kind = _TYPE_NAMES.get(base, str(annotation))  # type: ignore[arg-type]
     low = next((m.ge for m in field.metadata if isinstance(m, annotated_types.Ge)), None)
     high = next((m.le for m in field.metadata if isinstance(m, annotated_types.Le)), None)
     if low is not None and high is not None:
