@@ -11,11 +11,15 @@ model exported without it (ONNX graph surgery: the input of the final Gemm/MatMu
 output; needs the ``onnx`` package, a development dependency, not the board's).
 
 ``python -m models.calibrate MODEL.onnx DATA_DIR [--expose-features] [--diagram PNG]``
+
+``--measure SPLIT`` only measures a calibrated model on one split of DATA_DIR (for instance
+renderer families it never saw) and prints the figures as JSON; nothing is written.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -49,7 +53,7 @@ from agent.vision.manifest import (
 )
 from agent.vision.onnx_backend import OnnxClassifier
 from agent.vision.reliability_plot import write_reliability_diagram
-from models.folders import Sample, resolve_splits
+from models.folders import Sample, list_samples, resolve_splits
 
 logger = logging.getLogger(__name__)
 
@@ -86,9 +90,8 @@ def expose_features(model: Path) -> str:
 
 
 def _outputs(classifier: OnnxClassifier, samples: Sequence[Sample]) -> tuple[Floats, Floats]:
-    logits, features = model_outputs(classifier, [s.path for s in samples])
-    head = classifier.manifest.head
-    return (head.logits(features) if head is not None else logits), features
+    outputs = model_outputs(classifier, [s.path for s in samples])
+    return outputs.logits, outputs.features
 
 
 def _labels(samples: Sequence[Sample]) -> np.ndarray:
@@ -171,6 +174,24 @@ def measure(
     }
 
 
+def measure_split(model: Path, data: Path, split: str, *, threads: int = 2) -> dict[str, Any]:
+    """The uncertainty figures of a calibrated model on one split of a data set."""
+    folder = data / split
+    samples = list_samples(folder) if folder.is_dir() else resolve_splits(data)[split]
+    classifier = OnnxClassifier(model, threads=threads)
+    try:
+        logits, features = _outputs(classifier, samples)
+        manifest = classifier.manifest
+    finally:
+        classifier.close()
+    if manifest.calibration is None or manifest.ood is None:
+        raise ValueError(f"{model}: the manifest has no calibration/ood to measure")
+    result = measure(
+        manifest.calibration, manifest.ood, logits, features, _labels(samples), split=split
+    )
+    return {"model_id": manifest.model_id, "data": str(data), **result}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m models.calibrate", description=__doc__)
     parser.add_argument("model", type=Path)
@@ -183,9 +204,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--data-command", default="", help="the command that made DATA (kept in the manifest)"
     )
+    parser.add_argument("--measure", metavar="SPLIT", help="only measure on this split")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
+        if args.measure:
+            print(json.dumps(measure_split(args.model, args.data, args.measure), indent=2))
+            return 0
         if args.expose_features:
             logger.info("features from %s", expose_features(args.model))
         manifest = calibrate(

@@ -1,23 +1,19 @@
 """A linear head on the backbone's features: class-balanced logistic regression in numpy.
 
 ``remotair model adapt`` keeps the shipped backbone and refits only its last layer on the field
-images, which a board can do in seconds without torch. The head then lives in the manifest (the
-``"head"`` field, :meth:`LinearHead.to_dict`) and the ONNX backend applies it to the model's
-``features`` output instead of using its ``logits``: the backbone file stays byte-identical to the
-one it was adapted from (its hash proves it), no protobuf editing is needed on the board, and the
-head is covered by whatever protects the manifest.
+images, which a board can do in seconds without torch. The fitted head is folded into plain
+weights and bias (:meth:`LinearHead.folded`) and appended to the model as a MatMul + Add on its
+``features`` output (:mod:`agent.vision.onnx_append`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from agent.vision.calibration import Floats, decode_array, encode_array
+from agent.vision.calibration import Floats, principal_axes
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -44,46 +40,27 @@ class LinearHead:
         result: Floats = ((f - self.mean) / self.scale) @ self.weights.T + self.bias
         return result
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": "logistic-regression",
-            "weights": encode_array(self.weights),
-            "bias": encode_array(self.bias),
-            "mean": encode_array(self.mean),
-            "scale": encode_array(self.scale),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> LinearHead:
-        weights = decode_array(data["weights"])
-        bias = decode_array(data["bias"])
-        mean = decode_array(data["mean"])
-        scale = decode_array(data["scale"])
-        d = weights.shape[1] if weights.ndim == 2 else -1
-        if weights.shape != (2, d) or bias.shape != (2,) or mean.shape != scale.shape != (d,):
-            raise ValueError(
-                f"head arrays do not fit: weights {list(weights.shape)}, bias {list(bias.shape)},"
-                f" mean {list(mean.shape)}, scale {list(scale.shape)}"
-            )
-        if np.any(scale <= 0):
-            raise ValueError("head scale must be positive")
-        return cls(weights, bias, mean, scale)
+    def folded(self) -> tuple[Floats, Floats]:
+        """Weights [D, 2] and bias [2] acting on raw features (the standardisation folded in)."""
+        weights = (self.weights / self.scale).T
+        bias = self.bias - (self.weights / self.scale) @ self.mean
+        return weights, bias
 
 
 def fit_logistic_regression(
     features: npt.ArrayLike,
     labels: npt.ArrayLike,
     *,
-    l2: float = 1e-2,
+    l2: float = 1.0,
     iterations: int = 200,
 ) -> LinearHead:
     """Class-balanced, L2-regularised binary logistic regression by Newton's method (IRLS).
 
     Each class weighs half of the loss whatever its image count, so a field set of 90 clean and
-    10 dirty pictures does not learn "always clean". Features are standardised first; with a few
-    hundred images and 512 features one Newton step is a 513 x 513 solve, which converges in
-    about ten steps. The two-class head is written as logits (0, w.x + b) so the runtime's softmax
-    gives exactly the fitted probability.
+    10 dirty pictures does not learn "always clean". Features are standardised first; Newton
+    steps (with backtracking) in at most min(images, features) + 1 dimensions converge in a few
+    dozen steps, well under a second for a few hundred images. The two-class head is written as
+    logits (0, w.x + b) so the runtime's softmax gives exactly the fitted probability.
     """
     f = np.atleast_2d(np.asarray(features, dtype=np.float64))
     y = np.asarray(labels, dtype=np.float64).reshape(-1)
@@ -94,18 +71,40 @@ def fit_logistic_regression(
         raise ValueError("logistic regression needs images of both classes")
     mean = f.mean(axis=0)
     scale = np.maximum(f.std(axis=0), 1e-6)
-    x = np.hstack([(f - mean) / scale, np.ones((f.shape[0], 1))])
+    standardised = (f - mean) / scale
+    # With fewer images than features the optimum lies in the span of the images: fit in that
+    # N-dimensional basis (same L2 penalty, it is rotation invariant) and rotate back.
+    basis: Floats | None = None
+    if standardised.shape[0] < standardised.shape[1]:
+        basis = principal_axes(standardised)[1]
+        standardised = standardised @ basis.T
+    x = np.hstack([standardised, np.ones((f.shape[0], 1))])
     sample_weight = np.where(y == 1, 0.5 / positives, 0.5 / (y.size - positives))
     penalty = np.full(x.shape[1], l2)
     penalty[-1] = 0.0  # the bias is not shrunk
+
+    def loss(v: Floats) -> float:
+        z = x @ v
+        return float(sample_weight @ (np.logaddexp(0.0, z) - y * z) + 0.5 * penalty @ (v * v))
+
     w = np.zeros(x.shape[1])
+    current = loss(w)
     for _ in range(iterations):
         p = 1.0 / (1.0 + np.exp(-np.clip(x @ w, -30, 30)))
         gradient = x.T @ (sample_weight * (p - y)) + penalty * w
         hessian = (x * (sample_weight * p * (1 - p))[:, None]).T @ x + np.diag(penalty + 1e-9)
         step = np.linalg.solve(hessian, gradient)
-        w -= step
-        if float(np.max(np.abs(step))) < 1e-7:
+        # Newton with backtracking: a near-separable set saturates p and overshoots otherwise
+        t = 1.0
+        while t > 1e-6:
+            candidate = loss(w - t * step)
+            if candidate <= current - 1e-4 * t * float(gradient @ step):
+                break
+            t /= 2.0
+        w -= t * step
+        improvement, current = current - candidate, candidate
+        if improvement < 1e-10 or float(np.max(np.abs(t * step))) < 1e-7:
             break
-    weights = np.vstack([np.zeros(f.shape[1]), w[:-1]])
+    coefficients = w[:-1] if basis is None else basis.T @ w[:-1]
+    weights = np.vstack([np.zeros(f.shape[1]), coefficients])
     return LinearHead(weights, np.array([0.0, w[-1]]), mean, scale)

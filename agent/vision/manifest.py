@@ -6,11 +6,11 @@ threshold, and the file's sha256 so that the agent refuses a model that is not t
 (a half-copied file, a model swapped without its manifest). Training metrics ride along so that
 ``remotair classify --json`` and the model card quote the same numbers.
 
-Three optional parts make a model know when it is unsure (see :mod:`agent.vision.calibration`):
-``calibration`` (temperature and uncertain band), ``ood`` (out-of-distribution score on the
-``features`` output) and ``head`` (a linear head refitted by ``remotair model adapt``, applied to
-``features`` instead of the model's own ``logits``; see :mod:`agent.vision.head`). A manifest
-without them is an old-style model that only ever says clean or dirty.
+Two optional parts make a model know when it is unsure (see :mod:`agent.vision.calibration`):
+``calibration`` (temperature and uncertain band) and ``ood`` (out-of-distribution score on the
+``features`` output). A manifest without them is an old-style model that only ever says clean or
+dirty. ``logits_output`` names the output to decide on when it is not ``logits`` (a head added by
+``remotair model adapt``, see :mod:`agent.vision.adapt`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from typing import Any, TypeVar
 
 from agent.vision import LABELS, ModelError
 from agent.vision.calibration import Calibration, OodDetector
-from agent.vision.head import LinearHead
 
 T = TypeVar("T")
 
@@ -58,12 +57,13 @@ class ModelManifest:
     version: int = MANIFEST_VERSION
     calibration: Calibration | None = None
     ood: OodDetector | None = None
-    head: LinearHead | None = None
+    logits_output: str = ""
+    """The output to decide on; empty: ``logits`` (or a one-output model's only output)."""
 
     @property
     def needs_features(self) -> bool:
-        """True when the runtime must read the model's ``features`` output (OOD score, head)."""
-        return self.ood is not None or self.head is not None
+        """True when the runtime must read the model's ``features`` output (the OOD score)."""
+        return self.ood is not None
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -117,7 +117,7 @@ class ModelManifest:
                 version=int(data.get("version", MANIFEST_VERSION)),
                 calibration=_part(data, "calibration", Calibration.from_dict),
                 ood=_part(data, "ood", OodDetector.from_dict),
-                head=_part(data, "head", LinearHead.from_dict),
+                logits_output=str(data.get("logits_output", "")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(
@@ -135,7 +135,7 @@ class ModelManifest:
         return manifest
 
 
-_PARTS = ("calibration", "ood", "head")
+_PARTS = ("calibration", "ood")
 
 
 def _part(data: dict[str, Any], name: str, parse: Callable[[dict[str, Any]], T]) -> T | None:

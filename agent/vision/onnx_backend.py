@@ -128,15 +128,16 @@ class OnnxClassifier:
                 f" {self.manifest.input_name!r} {expected}",
                 path=self.model_path,
             )
-        if len(outputs) == 1:  # old style: the logits, whatever their name
+        self._features_name: str | None = FEATURES_OUTPUT if FEATURES_OUTPUT in outputs else None
+        if self.manifest.logits_output:
+            self._logits_name = self.manifest.logits_output
+        elif len(outputs) == 1:  # old style: the logits, whatever their name
             self._logits_name = next(iter(outputs))
-            self._features_name: str | None = None
-        elif LOGITS_OUTPUT in outputs and FEATURES_OUTPUT in outputs:
-            self._logits_name, self._features_name = LOGITS_OUTPUT, FEATURES_OUTPUT
         else:
+            self._logits_name = LOGITS_OUTPUT
+        if self._logits_name not in outputs:
             raise ModelError(
-                f"expected one output, or {LOGITS_OUTPUT!r} and {FEATURES_OUTPUT!r};"
-                f" model has {sorted(outputs)}",
+                f"no output {self._logits_name!r} to decide on; model has {sorted(outputs)}",
                 path=self.model_path,
             )
         out_shape = outputs[self._logits_name]
@@ -148,25 +149,23 @@ class OnnxClassifier:
         if self.manifest.needs_features:
             if self._features_name is None:
                 raise ModelError(
-                    f"manifest has an OOD score or head, the model has no {FEATURES_OUTPUT!r}"
-                    " output",
+                    f"manifest has an OOD score, the model has no {FEATURES_OUTPUT!r} output",
                     path=self.model_path,
                 )
             width = outputs[self._features_name][-1]
-            for part in (self.manifest.ood, self.manifest.head):
-                if part is not None and width != part.dims:
-                    raise ModelError(
-                        f"{FEATURES_OUTPUT!r} has {width} values, the manifest's"
-                        f" {type(part).__name__} expects {part.dims}",
-                        path=self.model_path,
-                    )
+            if self.manifest.ood is not None and width != self.manifest.ood.dims:
+                raise ModelError(
+                    f"{FEATURES_OUTPUT!r} has {width} values, the manifest's OOD score expects"
+                    f" {self.manifest.ood.dims}",
+                    path=self.model_path,
+                )
 
     def run(self, tensor: FloatArray) -> FloatArray:
-        """Raw ``session.run`` on a prepared input tensor; returns the model's own logits."""
+        """Raw ``session.run`` on a prepared input tensor; returns the logits decided on."""
         return self.outputs(tensor)[0]
 
     def outputs(self, tensor: FloatArray) -> tuple[FloatArray, FloatArray | None]:
-        """The model's logits [1, 2] and, when it has them, its features [1, D]."""
+        """The logits decided on [1, 2] and, when the model has them, its features [1, D]."""
         names = [self._logits_name]
         if self._features_name is not None:
             names.append(self._features_name)
@@ -178,16 +177,11 @@ class OnnxClassifier:
     def _verdict(self, tensor: FloatArray, started: float) -> Verdict:
         logits, features = self.outputs(tensor)
         manifest = self.manifest
-        head_logits = (
-            manifest.head.logits(features)
-            if manifest.head is not None and features is not None
-            else logits
-        )
         calibration = manifest.calibration
         p_dirty = (
-            float(calibration.p_dirty(head_logits)[0])
+            float(calibration.p_dirty(logits)[0])
             if calibration is not None
-            else dirty_probability(np.asarray(head_logits, dtype=np.float32))
+            else dirty_probability(logits)
         )
         leaning = DIRTY if p_dirty >= manifest.decision_threshold else CLEAN
         reasons: list[str] = []

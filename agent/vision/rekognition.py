@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -28,6 +27,7 @@ from typing import Any, cast
 import cv2
 import numpy as np
 
+from agent.atomic_file import write_atomic
 from agent.vision import (
     CLEAN,
     DIRTY,
@@ -141,9 +141,9 @@ class RetryQueue:
         digest = hashlib.sha256(image).hexdigest()[:12]
         stem = f"{time.time_ns():020d}-{digest}"
         path = self.directory / f"{stem}{suffix}"
-        self._write_atomic(path, image)
+        write_atomic(path, image)
         meta = {"reason": reason, "queued_at_ns": time.time_ns(), "bytes": len(image)}
-        self._write_atomic(path.with_suffix(".json"), json.dumps(meta).encode())
+        write_atomic(path.with_suffix(".json"), json.dumps(meta).encode())
         self._trim()
         logger.warning("vision snapshot queued for cloud retry path=%s reason=%s", path, reason)
         return path
@@ -167,15 +167,6 @@ class RetryQueue:
         for old in items[: max(0, len(items) - self.max_items)]:
             logger.warning("vision retry queue full, dropping oldest path=%s", old)
             self.remove(old)
-
-    @staticmethod
-    def _write_atomic(path: Path, data: bytes) -> None:
-        tmp = path.with_name(f".{path.name}.tmp")
-        with tmp.open("wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
 
 
 def encode_for_upload(image: BgrImage, *, limit: int = MAX_IMAGE_BYTES) -> bytes:

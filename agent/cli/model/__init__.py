@@ -12,6 +12,7 @@ import importlib
 MODEL_COMMAND_MODULES: tuple[str, ...] = (
     "agent.cli.model.store",
     "agent.cli.model.signing",
+    "agent.cli.model.adapt",
 )
 
 
