@@ -163,13 +163,13 @@ def uncertainty(model: Path, samples: Sequence[Sample], threads: int) -> dict[st
         manifest = classifier.manifest
         if manifest.calibration is None or manifest.ood is None:
             return None
-        logits, features = model_outputs(classifier, [s.path for s in samples])
+        outputs = model_outputs(classifier, [s.path for s in samples])
     finally:
         classifier.close()
-    if manifest.head is not None:
-        logits = manifest.head.logits(features)
     labels = np.asarray([s.label for s in samples], dtype=np.int64)
-    return measure_uncertainty(manifest.calibration, manifest.ood, logits, features, labels)
+    return measure_uncertainty(
+        manifest.calibration, manifest.ood, outputs.logits, outputs.features, labels
+    )
 
 
 def slice_record(int8: Evaluation, paths: Sequence[Path], first_seed: int) -> dict[str, Any]:

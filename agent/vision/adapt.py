@@ -46,12 +46,11 @@ from agent.vision.head import fit_logistic_regression
 from agent.vision.manifest import ModelManifest, manifest_path_for, sha256_file, write_manifest
 from agent.vision.onnx_append import linear_head_suffix
 from agent.vision.onnx_backend import OnnxClassifier
+from models.folders import MIN_IMAGES_PER_LABEL
 
 logger = logging.getLogger(__name__)
 
 ADAPTED_OUTPUT = "adapted_logits"
-MIN_IMAGES_PER_LABEL = 10
-"""Fewer images of a label than this cannot be cross-validated meaningfully."""
 DEFAULT_FOLDS = 5
 DEFAULT_L2 = 1.0
 """L2 penalty on the standardised head weights (the loss is a mean over images): strong,

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from agent.cli.output import print_json, print_table
 from agent.errors import ExitCode
-from agent.vision.adapt import DEFAULT_FOLDS, MIN_IMAGES_PER_LABEL, adapt, describe_skipped
+from agent.vision.adapt import DEFAULT_FOLDS, adapt, describe_skipped
 from agent.vision.factory import shipped_model_path
+from models.folders import MIN_IMAGES_PER_LABEL
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -110,7 +110,7 @@ def test_adapt_learns_what_the_shipped_model_cannot_and_writes_a_usable_model(
 
     assert report.baseline["balanced_accuracy"] <= 0.75
     assert report.cross_validated["balanced_accuracy"] >= 0.9
-    assert {p.name for p, _why in report.skipped} == {"broken.jpg", "copy.jpg"}
+    assert {p.name for p, _why in report.skipped} == {"broken.jpg", "copy.jpg", "notes.txt"}
     manifest = load_manifest(manifest_path_for(out))
     assert manifest.sha256 == sha256_file(out)
     assert manifest.logits_output == ADAPTED_OUTPUT
@@ -154,7 +154,7 @@ def test_too_few_images_is_one_line_saying_how_many(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     data = field_set(tmp_path / "field", 4, tint_dirty=True)
-    with pytest.raises(AdaptError, match="need at least 10 usable images of each label"):
+    with pytest.raises(AdaptError, match=r"at least 10 of each label are needed \(add 6 more"):
         adapt(shipped_model_path(), data, tmp_path / "x.onnx", threads=1)
     assert remotair(["model", "adapt", str(tmp_path / "nowhere"), "--out", "x.onnx"]) == 1
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
