@@ -1,4 +1,5 @@
-"""Doctor's check of the model: its file matches the manifest and it classifies an image."""
+"""Doctor's check of the model the agent runs (the store's active one, else the configured one):
+its file matches the manifest, its signature holds when keys are trusted, it classifies an image."""
 
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ from agent.doctor.checklist import (
     _pass,
     _warn,
 )
+from agent.models.settings import model_settings, running_model_path
+from agent.vision.manifest import manifest_path_for
 
 
 def check_model(config: Config, frame: np.ndarray | None) -> Iterator[Check]:
     """The model file matches its manifest hash and classifies a test image."""
     from agent.vision import VisionError
-    from agent.vision.manifest import load_manifest, manifest_path_for, sha256_file
+    from agent.vision.manifest import load_manifest, sha256_file
 
     backend = config.vision.backend
     if backend == "off":
@@ -33,7 +36,7 @@ def check_model(config: Config, frame: np.ndarray | None) -> Iterator[Check]:
             "try one image with 'remotair classify IMAGE'",
         )
         return
-    path = Path(config.vision.model)
+    path = running_model_path(config)
     if not path.exists():
         yield _fail(
             "model",
@@ -57,6 +60,7 @@ def check_model(config: Config, frame: np.ndarray | None) -> Iterator[Check]:
         )
         return
     yield _pass("model", "hash", f"{manifest.model_id} matches its manifest")
+    yield _signature(config, path, actual)
     from agent.vision.onnx_backend import OnnxClassifier
 
     image = frame if frame is not None else _test_image()
@@ -75,6 +79,35 @@ def check_model(config: Config, frame: np.ndarray | None) -> Iterator[Check]:
         "inference",
         f"{source} -> {verdict.label} (p_dirty {verdict.dirty_probability:.2f})"
         f" in {verdict.latency_ms:.0f} ms",
+    )
+
+
+def _signature(config: Config, path: Path, sha256: str) -> Check:
+    """With trusted keys configured, the model must be signed by one of them (or the agent
+    refuses to run it); without, say that nothing is checked."""
+    from agent.models import ModelRolloutError
+    from agent.models.signing import read_manifest_json, verify_release
+
+    trusted = model_settings(config).install.trusted
+    if not trusted:
+        return _pass(
+            "model",
+            "signature",
+            "not checked: no [models] trusted_keys (remote model installs are refused too)",
+        )
+    try:
+        release = verify_release(
+            read_manifest_json(manifest_path_for(path)), trusted, now=None, file_sha256=sha256
+        )
+    except ModelRolloutError as exc:
+        return _fail(
+            "model",
+            "signature",
+            f"{path.name}: {exc}; the agent refuses to run it",
+            "install a model signed by a trusted key (remotair model sign), or roll back",
+        )
+    return _pass(
+        "model", "signature", f"version {release.model_version}, signed by {release.key_id}"
     )
 
 

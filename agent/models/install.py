@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from agent import __version__ as AGENT_VERSION
@@ -117,8 +118,12 @@ class ModelInstaller:
         report: Reporter,
         now: Callable[[], datetime],
         agent_version: str = AGENT_VERSION,
+        baseline: Path | None = None,
     ) -> None:
         self.store = store
+        self.baseline = baseline
+        """The configured model: adopted into the store before the first switch (the target of
+        the first rollback)."""
         self.policy = policy
         self._load = load
         self._switch = switch
@@ -211,6 +216,9 @@ class ModelInstaller:
             target.unlink(missing_ok=True)
         self._emit(request, InstallState.TESTING, **facts)
         tested = self._test(stored)
+        if self.baseline is not None:
+            with contextlib.suppress(ModelRolloutError, OSError):
+                self.store.adopt(self.baseline)
         previous = self.store.pointers().active
         self.store.activate(stored.sha256)
         try:

@@ -150,6 +150,7 @@ class ModelRuntime:
             report=self._on_install_report,
             now=now,
             agent_version=agent_version,
+            baseline=settings.fallback_model,
         )
 
     # ---- start and reload ----------------------------------------------------------------------
@@ -324,6 +325,7 @@ class ModelRuntime:
         self.settings = settings
         self.build = build
         self.installer.policy = settings.install
+        self.installer.baseline = settings.fallback_model
         self.store.keep = settings.keep
         self.probation.policy = settings.probation
 

@@ -217,6 +217,20 @@ class ModelStore:
             raise
         return self.get(expected)
 
+    def adopt(self, model_path: Path) -> StoredModel | None:
+        """While nothing is active, store ``model_path`` (the configured model) and make it
+        active, so that the first switch has a previous model to roll back to."""
+        if self.pointers().active is not None:
+            return None
+        manifest = read_manifest_json(model_path.with_suffix(".json"))
+        with self.locked():
+            if self.pointers().active is not None:
+                return None
+            adopted = self._add(model_path, manifest)
+            self._write_pointers(Pointers(active=adopted.sha256))
+        logger.info("configured model adopted into the store sha=%s", adopted.sha256[:12])
+        return adopted
+
     def activate(self, sha256: str) -> Pointers:
         """Make ``sha256`` active; the model active until now becomes ``previous``."""
         with self.locked():

@@ -3,14 +3,19 @@ reload and SIGHUP. (The install steps themselves are covered in ``tests/agent/mo
 
 from __future__ import annotations
 
+import hashlib
 import json
 import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.agent.models.conftest import shipped_manifest
+from tests.agent.models.tiny_onnx import write_tiny_model
 from tests.agent.test_agent_integration import (
     ROOT_TOPIC,
     AgentProcess,
@@ -121,3 +126,55 @@ def test_remote_install_without_trusted_keys_is_refused_and_said_so(
     messages = watcher.wait_for(answered("model_rollback", "rb-1"), timeout=20)
     rollback = result(messages, "model_rollback", "rb-1")
     assert rollback is not None and rollback["error"] == "store: no previous model to roll back to"
+
+
+def test_model_use_and_rollback_switch_the_running_agent(
+    tmp_path: Path,
+    mosquitto: Mosquitto,
+    subscribe: Callable[..., Subscriber],
+    processes: list[AgentProcess],
+) -> None:
+    watcher = subscribe(mosquitto, f"{ROOT_TOPIC}/#")
+    config = tmp_path / "agent.toml"
+    config.write_text(config_text(tmp_path / "state", mosquitto.port, vision=ONNX))
+    agent = spawn_agent(config, tmp_path / "agent.log")
+    processes.append(agent)
+    watcher.wait_for(has("status", state="online"), timeout=30)
+    model = write_model_release(tmp_path / "release", "constant")
+
+    used = remotair("model", "use", model, "--config", config)
+    assert used.returncode == 0, used.stderr
+    assert "the agent now runs tiny_constant@" in used.stdout
+    watcher.wait_for(
+        lambda ms: any(
+            str(d.get("model")).startswith("tiny_constant@") for d in docs(ms, "status")
+        ),
+        timeout=20,
+    )
+    # The configured model was adopted into the store by the first "use": it is the previous one.
+    back = remotair("model", "rollback", "--config", config)
+    assert back.returncode == 0, back.stderr
+    assert "the agent now runs visual_clean_resnet18_int8@" in back.stdout
+
+
+def write_model_release(directory: Path, mode: str) -> Path:
+    directory.mkdir(parents=True)
+    model = write_tiny_model(directory / f"tiny_{mode}.onnx", mode)
+    manifest = {
+        **shipped_manifest(),
+        "model_file": model.name,
+        "sha256": hashlib.sha256(model.read_bytes()).hexdigest(),
+    }
+    model.with_suffix(".json").write_text(json.dumps(manifest))
+    return model
+
+
+def remotair(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "agent", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=Path(__file__).resolve().parents[2],
+    )

@@ -8,14 +8,15 @@ from typing import Any
 
 from agent.cli.options import add_config_argument, load
 from agent.cli.output import print_json, print_table
+from agent.config import Config
+from agent.control import AgentNotRunning, ControlError, request
 from agent.errors import ExitCode
 from agent.models import VerificationError
 from agent.models.release import Release
-from agent.models.signing import read_manifest_json
-from agent.models.store import DEFAULT_KEEP, ModelStore, Pointers, StoredModel, store_root
-from agent.vision.manifest import manifest_path_for
-
-_RESTART_HINT = "restart the agent to load it"
+from agent.models.settings import model_settings
+from agent.models.signing import TrustedKeys, read_manifest_json, verify_release
+from agent.models.store import ModelStore, Pointers, StoredModel
+from agent.vision.manifest import manifest_path_for, sha256_file
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -57,8 +58,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def open_store(args: argparse.Namespace) -> ModelStore:
-    config = load(args)
-    return ModelStore(store_root(Path(config.storage.dir)), keep=DEFAULT_KEEP)
+    settings = model_settings(load(args))
+    return ModelStore(settings.store_dir, keep=settings.keep)
 
 
 def describe(model: StoredModel, pointers: Pointers) -> dict[str, Any]:
@@ -108,26 +109,56 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_use(args: argparse.Namespace) -> int:
-    store = open_store(args)
+    config = load(args)
+    settings = model_settings(config)
+    store = ModelStore(settings.store_dir, keep=settings.keep)
     candidate = Path(args.model)
     if candidate.suffix == ".onnx" or candidate.exists():
-        model = store.add(candidate, read_manifest_json(manifest_path_for(candidate)))
+        manifest = read_manifest_json(manifest_path_for(candidate))
+        _check_signature(manifest, candidate, settings.install.trusted)
+        model = store.add(candidate, manifest)
     else:
         model = store.find(args.model)
+        _check_signature(model.manifest(), model.model_path, settings.install.trusted)
+    if Path(settings.fallback_model).is_file():
+        store.adopt(settings.fallback_model)  # so that "model rollback" can go back to it
     pointers = store.activate(model.sha256)
-    return _report("active", model, pointers, args)
+    return _report("active", model, pointers, args, config)
+
+
+def _check_signature(manifest: dict[str, Any], model: Path, trusted: TrustedKeys) -> None:
+    """With trusted keys configured the agent would refuse the model: refuse it here first."""
+    if trusted:
+        verify_release(manifest, trusted, now=None, file_sha256=sha256_file(model))
 
 
 def run_rollback(args: argparse.Namespace) -> int:
+    config = load(args)
     store = open_store(args)
     pointers = store.rollback()
     assert pointers.active is not None
-    return _report("rolled back to", store.get(pointers.active), pointers, args)
+    return _report("rolled back to", store.get(pointers.active), pointers, args, config)
 
 
-def _report(what: str, model: StoredModel, pointers: Pointers, args: argparse.Namespace) -> int:
+def _report(
+    what: str, model: StoredModel, pointers: Pointers, args: argparse.Namespace, config: Config
+) -> int:
+    agent = _tell_the_agent(config)
     if args.json:
-        print_json({**pointers.to_dict(), "model": describe(model, pointers)})
+        print_json({**pointers.to_dict(), "model": describe(model, pointers), "agent": agent})
     else:
-        print(f"{what} {model.sha256[:12]} ({model.model_path.name}); {_RESTART_HINT}")
+        print(f"{what} {model.sha256[:12]} ({model.model_path.name}); {agent}")
     return ExitCode.OK
+
+
+def _tell_the_agent(config: Config) -> str:
+    """Ask a running agent to reload (as cmd/reload does); say what became of it."""
+    try:
+        answer = request(Path(config.control.socket), "reload", timeout_s=30.0)
+    except AgentNotRunning:
+        return "the agent is not running: it loads this model when it starts"
+    except ControlError as exc:
+        return f"the agent did not reload ({exc}): run 'systemctl reload remotair'"
+    if answer.get("refused"):
+        return f"the agent refused it: {answer['refused']}"
+    return f"the agent now runs {answer.get('model')}"

@@ -99,7 +99,9 @@ def test_use_list_rollback(
     shas = json.loads(out)
     code, out, _ = run(capsys, "model", "list", "--config", config, "--json")
     listed = json.loads(out)
-    assert [m["role"] for m in listed["models"]] == ["active", "previous"]
+    # The configured model was adopted by the first "use": the store holds it, not as previous.
+    assert [m["role"] for m in listed["models"]] == ["active", "previous", ""]
+    assert listed["models"][2]["file"] == "visual_clean_resnet18_int8.onnx"
     assert listed["models"][0]["sha256"] == shas["active"]
     assert listed["models"][0]["signer"] is None
 

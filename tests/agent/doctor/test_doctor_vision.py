@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from collections.abc import Callable
@@ -11,7 +12,10 @@ import pytest
 
 from agent import doctor
 from agent.config import Config
+from agent.models.store import ModelStore
 from agent.vision.factory import shipped_model_path
+from tests.agent.models.conftest import shipped_manifest
+from tests.agent.models.tiny_onnx import write_tiny_model
 
 
 @pytest.fixture
@@ -30,8 +34,30 @@ def test_model_hash_and_inference_pass(
 ) -> None:
     config = config_file(f'[vision]\nbackend = "onnx"\nmodel = "{model_copy}"\n')
     checks = list(doctor.check_model(config, None))
-    assert [(c.name, c.status) for c in checks] == [("hash", "PASS"), ("inference", "PASS")]
-    assert checks[1].detail.startswith("a synthetic test image -> ")
+    assert [(c.name, c.status) for c in checks] == [
+        ("hash", "PASS"),
+        ("signature", "PASS"),
+        ("inference", "PASS"),
+    ]
+    assert checks[1].detail.startswith("not checked: no [models] trusted_keys")
+    assert checks[2].detail.startswith("a synthetic test image -> ")
+
+
+def test_the_store_s_active_model_is_the_one_checked(
+    tmp_path: Path, config_file: Callable[[str], Config]
+) -> None:
+    model = write_tiny_model(tmp_path / "tiny_constant.onnx", "constant")
+    manifest = {
+        **shipped_manifest(),
+        "model_file": model.name,
+        "sha256": hashlib.sha256(model.read_bytes()).hexdigest(),
+    }
+    store = ModelStore(tmp_path / "state" / "models")
+    store.activate(store.add(model, manifest).sha256)
+    config = config_file('[vision]\nbackend = "onnx"\n')  # storage: tmp_path / "state"
+    checks = list(doctor.check_model(config, None))
+    assert checks[0].detail == f"tiny_constant@{manifest['sha256'][:12]} matches its manifest"
+    assert checks[-1].status == "PASS"
 
 
 def test_a_model_that_does_not_match_its_manifest_fails(

@@ -217,3 +217,16 @@ def test_an_install_cut_short_by_a_restart_is_reported_failed(board: Board) -> N
 def test_the_classifier_type_is_a_classifier(board: Board) -> None:
     classifier = board.runtime().start()
     assert isinstance(classifier, Classifier)
+
+
+def test_the_first_install_can_roll_back_to_the_configured_model(board: Board) -> None:
+    runtime = board.runtime()
+    classifier = runtime.start()
+    assert classifier is not None
+    _install(runtime, board, "nan_on_dark", 2, "r1")
+    for _ in range(2):
+        with pytest.raises(ValueError, match="finite logits"):
+            classifier.classify(DUCT)
+    assert classifier.model_id.startswith("visual_clean_resnet18_int8@")
+    assert board.reports[-1]["state"] == "rolled back"
+    assert runtime.status()["file"].endswith("visual_clean_resnet18_int8.onnx")
