@@ -168,7 +168,12 @@ class Agent:
         if self.models is not None:
             self.models.publish_to(self._publish_model_state)
         self._reload_requested = threading.Event()
-        self.sampler = Sampler(self.board.sensors, self.board.sensor_info)
+        self.sampler = Sampler(
+            self.board.sensors,
+            self.board.sensor_info,
+            interval_s=config.schedule.sensor_interval_s,
+            clock=self.board.clock,
+        )
         self.takers = {
             name: SnapshotTaker(
                 name,
@@ -253,7 +258,7 @@ class Agent:
         )
         events: list[AlarmEvent] = []
         with self._alarm_lock:
-            for name, m in result.readings.items():
+            for name, m in result.new.items():  # a carried-over sample was observed already
                 events += self.alarms.observe_sensor_ok(name, result.ts)
                 events += self.alarms.observe_measurement(name, m, result.ts)
             for name, error in result.faults.items():

@@ -188,6 +188,11 @@ class SCD30:
         """Stop continuous measurement (the chip remembers this across power cycles)."""
         self._device.send(STOP_CONTINUOUS_MEASUREMENT)
 
+    @property
+    def sample_period_s(self) -> float:
+        """Continuous measurement makes one sample every measurement interval."""
+        return float(self.interval_s)
+
     # -- the rest of the command set ---------------------------------------------------------
     def data_ready(self) -> bool:
         """True when a measurement is waiting in the chip's buffer."""

@@ -194,6 +194,11 @@ class SCD4x:
         """Stop periodic measurement (500 ms); the chip idles at about 0.2 mA."""
         self._stop_periodic()
 
+    @property
+    def sample_period_s(self) -> float:
+        """Periodic measurement makes one sample every 5 s (datasheet 3.5.1)."""
+        return MEASUREMENT_PERIOD_S
+
     # -- commands accepted while measuring ----------------------------------------------------
     def data_ready(self) -> bool:
         """Whether a sample is waiting to be read (accepted in both states)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from drivers.measurement import Measurement
 
@@ -24,3 +24,20 @@ class Sensor(Protocol):
     def read(self) -> Measurement: ...
 
     def stop(self) -> None: ...
+
+
+@runtime_checkable
+class PacedSensor(Sensor, Protocol):
+    """A chip that makes a sample on its own schedule and says when one is waiting.
+
+    The SCD4x has one every 5 s, the SCD30 one every measurement interval: ``read`` waits for
+    it, up to a whole period. A caller that must not wait asks ``data_ready`` first (one short
+    bus transaction) and reads only when it says yes.
+    """
+
+    @property
+    def sample_period_s(self) -> float:
+        """Seconds between two samples of the chip."""
+        ...
+
+    def data_ready(self) -> bool: ...
