@@ -9,8 +9,11 @@ from typing import Any
 
 from agent.cli.options import add_config_argument, config_path, load
 from agent.cli.output import print_json, print_table
+from agent.config import Config
 from agent.control import AgentNotRunning, request
 from agent.errors import ExitCode
+from agent.models.runtime import stored_model_status
+from agent.models.settings import model_settings
 from agent.state_directory import StateDir
 
 
@@ -35,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         doc = request(socket_path, "status", args.timeout)
     except AgentNotRunning as exc:
-        return _offline(args, StateDir(Path(config.storage.dir)), socket_path, str(exc))
+        state = StateDir(Path(config.storage.dir))
+        return _offline(args, state, socket_path, str(exc), config)
     if args.json:
         print_json({"running": True, **doc})
         return ExitCode.OK
@@ -108,7 +112,10 @@ def _print_running(doc: dict[str, Any], config_file: Path | None) -> None:
         )
 
 
-def _offline(args: argparse.Namespace, state: StateDir, socket_path: Path, why: str) -> int:
+def _offline(
+    args: argparse.Namespace, state: StateDir, socket_path: Path, why: str, config: Config
+) -> int:
+    rollout = stored_model_status(model_settings(config))
     outbox = state.outbox(peek=0, set_aside=0)
     alarms = state.alarms()
     snapshots = state.last_snapshots()
@@ -122,6 +129,7 @@ def _offline(args: argparse.Namespace, state: StateDir, socket_path: Path, why: 
                 "outbox": outbox,
                 "alarms": alarms["active"],
                 "cameras": snapshots,
+                "model_rollout": rollout,
             }
         )
         return ExitCode.UNAVAILABLE
@@ -149,6 +157,9 @@ def _offline(args: argparse.Namespace, state: StateDir, socket_path: Path, why: 
     for camera, snap in snapshots.items():
         age = _duration(snap["age_s"])
         print(f"camera {camera}: last snapshot {snap['last_snapshot']} ({age} ago)")
+    print(f"model:    {Path(rollout['file']).name}{_release_line(rollout)}")
+    if rollout.get("last_install"):
+        print(f"install:  {_install_line(rollout['last_install'])}")
     return ExitCode.UNAVAILABLE
 
 
@@ -208,7 +219,7 @@ def _install_line(install: dict[str, Any]) -> str:
         text += f": {install['check']}: {install.get('reason')}"
     elif install.get("reason"):
         text += f": {install['reason']}"
-    return f"{text} at {install.get('at')}"
+    return f"{text} at {install['at']}" if install.get("at") else text
 
 
 def _duration(seconds: object) -> str:

@@ -367,3 +367,9 @@ class ModelRuntime:
                     reason=f"the agent restarted while the install was {last['state']}",
                 )
             )
+
+
+def stored_model_status(settings: ModelSettings) -> dict[str, Any]:
+    """What :meth:`ModelRuntime.status` would say, read from the state directory alone (for
+    ``remotair status`` while the agent is not running); loads no model."""
+    return ModelRuntime(settings, lambda model: None).status()

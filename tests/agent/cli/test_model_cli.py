@@ -124,3 +124,25 @@ def test_every_model_subcommand_has_help_with_an_example(
         main(["model", sub, "--help"])
     assert done.value.code == 0
     assert f"example: remotair model {sub}" in capsys.readouterr().out
+
+
+def test_status_of_a_stopped_agent_shows_the_model_and_its_last_install(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, make_model: MakeModel
+) -> None:
+    config = tmp_path / "agent.toml"
+    state = tmp_path / "state"
+    config.write_text(
+        f'[storage]\ndir = "{state}"\n[control]\nsocket = "{tmp_path / "control.sock"}"\n'
+    )
+    code, out, _ = run(capsys, "status", "--config", config)
+    assert code == 4
+    assert "model:    visual_clean_resnet18_int8.onnx, version 1, signed by " in out
+    assert "from the config" in out
+
+    run(capsys, "model", "use", make_model(b"weights"), "--config", config)
+    (state / "models" / "last_install.json").write_text(
+        json.dumps({"id": "r7", "state": "failed", "check": "wrong key", "reason": "signed by x"})
+    )
+    code, out, _ = run(capsys, "status", "--config", config)
+    assert "model:    duct.onnx, version -, unsigned, from the store" in out
+    assert "install:  r7 failed: wrong key: signed by x\n" in out
