@@ -182,6 +182,13 @@ class Session:
         if self.socket_error is None:
             if flags.is_disconnect_packet_from_server:
                 self.socket_error = f"broker disconnected us: {reason_text(reason)}"
+            elif self.connected_since is None and self.refused is None:
+                self.socket_error = "broker closed the connection before its CONNACK" + (
+                    " (a broker that speaks only MQTT 3.1.1, such as RabbitMQ's MQTT plugin,"
+                    ' drops MQTT 5 clients: try [mqtt] protocol = "3.1.1")'
+                    if self.v5
+                    else ""
+                )
             elif reason.is_failure:
                 self.socket_error = "connection lost (broker closed it or the network dropped)"
 

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from conftest import Mosquitto, Received, Subscriber
 
     from hil.broker import Broker
+    from hil.rabbitmq import RabbitMqBroker
 
 # The link is tested with made-up bodies: only their envelope follows the wire format.
 pytestmark = [
@@ -393,6 +394,17 @@ def test_untrusted_broker_certificate_is_a_clear_tls_error(
     tls = TlsSettings(ca=pki.rogue_ca, cert=pki.client_cert, key=pki.client_key)
     state = _failing_tls_state(broker, tls_port, tls, outbox, links)
     assert str(state.last_error).startswith("TLS: certificate verify failed"), state.last_error
+
+
+def test_mqtt5_on_a_broker_that_speaks_only_311_says_so(
+    rabbitmq_node: RabbitMqBroker, outbox: Outbox, links: Callable[..., MqttLink]
+) -> None:
+    rabbitmq_node.start()
+    link = links(settings_for(rabbitmq_node, "5"), outbox)
+    wait_until(lambda: link.state().last_error is not None, 10, "the dropped connection recorded")
+    error = str(link.state().last_error)
+    assert error.startswith("broker closed the connection before its CONNACK"), error
+    assert 'protocol = "3.1.1"' in error, error
 
 
 def test_refused_credentials_say_not_authorised(
