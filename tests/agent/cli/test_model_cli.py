@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from agent.cli import main
+from agent.cli.model.signing import sign_model
+from agent.models.signing import load_private_key, write_manifest_json
 from tests.agent.models.conftest import MakeModel, write_model
 
 
@@ -73,8 +76,14 @@ def test_verify_names_the_failed_check_in_one_line(
     assert code == 1 and ": file changed: " in out
 
     model.write_bytes(b"weights")
-    run(capsys, "model", "sign", model, "--key", keys / "signing.key", "--version", "1",
-        "--expires-days", "0.000001")  # fmt: skip
+    signed_long_ago = sign_model(  # a release that expired yesterday
+        model,
+        load_private_key(keys / "signing.key"),
+        version=1,
+        now=datetime.now(UTC) - timedelta(days=2),
+        expires_days=1,
+    )
+    write_manifest_json(signed_long_ago, manifest)
     code, out, _ = run(capsys, "model", "verify", model, "--pub", keys / "signing.pub")
     assert code == 1 and ": expired: the manifest expired at " in out
 
