@@ -136,7 +136,8 @@ class _Printer:
             if isinstance(payload.get("seq"), int) and not msg.retain:
                 self.seqs.append(payload["seq"])
             stamp = time.strftime("%H:%M:%S")
-            seq = payload.get("seq", "-")
+            seq = payload.get("seq")
+            seq = "-" if seq is None else seq  # status is not numbered in the stream
             where = msg.topic.split("/", 3)[-1]
             print(f"{stamp}  #{seq:<5} {where:<22} {summarize(msg.topic, payload)}", flush=True)
 

@@ -1,10 +1,10 @@
 """The sender thread: drains the outbox into the current session, deletes what was acknowledged.
 
-Pending ``status`` goes first, then the backlog in ``seq`` order, never more than the session's
-window unacknowledged. A message is deleted from the outbox only after its PUBACK; deletions are
-batched (one SQLite transaction each; a crash in between only means a duplicate). Each new
-connection starts a fresh :class:`SendQueue` that replays the outbox from its oldest message:
-duplicates are possible, gaps are not.
+Pending latest-value messages (``status``, discovery) go first, then the backlog in ``seq``
+order, never more than the session's window unacknowledged. A message is deleted from the
+outbox only after its PUBACK; deletions are batched (one SQLite transaction each; a crash in
+between only means a duplicate). Each new connection starts a fresh :class:`SendQueue` that
+replays the outbox from its oldest message: duplicates are possible, gaps are not.
 
 Locks: ``SendQueue.lock`` guards one connection's cursor; ``OutboxDrain._acked_lock`` the
 acknowledged seqs not yet deleted; ``OutboxDrain._wake_cond`` wakes the sender thread.
@@ -19,7 +19,8 @@ from collections import deque
 from collections.abc import Callable
 
 from agent.mqtt.session import Session
-from agent.outbox import MessageClass, Outbox, OutboxError, OutboxMessage
+from agent.outbox import Outbox, OutboxError, OutboxMessage
+from agent.outbox.store import LATEST_PER_TOPIC
 
 __all__ = ["DELETE_BATCH", "OutboxDrain", "SendQueue"]
 
@@ -48,12 +49,13 @@ class SendQueue:
             self.retries.append(seq)
 
     def note_put(self, message: OutboxMessage) -> None:
-        if message.kind is MessageClass.STATUS:
+        if message.kind in LATEST_PER_TOPIC:
             with self.lock:
                 self.status_dirty = True
 
     def next_batch(self, room: int) -> list[OutboxMessage]:
-        """Retries of rejected messages, then pending status, then the backlog in seq order."""
+        """Retries of rejected messages, then pending latest-value messages (status, discovery),
+        then the backlog in seq order."""
         outbox = self.outbox
         batch: list[OutboxMessage] = []
         with self.lock:
@@ -64,7 +66,7 @@ class SendQueue:
             if message is not None:
                 batch.append(message)
         if status_dirty:
-            for message in outbox.pending_status():
+            for message in outbox.pending_latest():
                 if message.seq not in self.sent_status and len(batch) < room:
                     self.sent_status.add(message.seq)
                     batch.append(message)
@@ -75,7 +77,7 @@ class SendQueue:
                     break
                 self.cursor = self.backlog[-1].seq
             message = self.backlog.popleft()
-            if message.kind is MessageClass.STATUS:
+            if message.kind in LATEST_PER_TOPIC:  # written by an older version: positive keys
                 if message.seq in self.sent_status:
                     continue
                 self.sent_status.add(message.seq)

@@ -5,11 +5,17 @@ before it returns, so a power cut loses nothing that ``put`` returned for. Delet
 message commits with ``synchronous=NORMAL``: losing such a delete to a power cut only means one
 duplicate, which the consumer drops by ``seq``.
 
-``seq`` is per device, strictly increasing and kept in a counter row written in the same
-transaction as the message, so it is never reused: not after a delete, an eviction, a set-aside
-or a restart. Depth, bytes, eviction and set-aside counts live in counter rows too, so opening a
-large outbox and calling :meth:`Outbox.stats` every second read a handful of rows, never the whole
-table.
+Two numberings. The stream (telemetry, vision, alarm, result: the messages that must all
+arrive) takes ``seq`` 1, 2, 3...: per device, strictly increasing and kept in a counter row
+written in the same transaction as the message, so it is never reused (not after a delete, an
+eviction, a set-aside or a restart) and a put rolled back by a crash leaves no hole. The only
+holes are losses and the ranges the outbox gave up by policy, recorded in the same transaction
+(:mod:`agent.outbox.gaps`) and reported in :meth:`Outbox.stats`. Latest-value messages (status,
+discovery) are keyed on a separate negative counter and carry ``"seq": null``: superseding one
+leaves no hole in the stream.
+
+Depth, bytes, eviction and set-aside counts live in counter rows too, so opening a large outbox
+and calling :meth:`Outbox.stats` every second read a handful of rows, never the whole table.
 
 Per-class policy when the outbox is full (``max_messages`` or ``max_bytes`` reached):
 
@@ -28,7 +34,7 @@ logged, and reported by :meth:`Outbox.stats`. ``put`` raises :class:`OutboxError
 storage fails (full, read-only, corrupt): policy and a broken disk never look alike.
 
 Delivery order: :meth:`Outbox.pending` returns messages oldest first by ``seq``. The MQTT link
-sends the pending ``status`` messages (:meth:`Outbox.pending_status`, at most one per topic)
+sends the pending latest-value messages (:meth:`Outbox.pending_latest`, at most one per topic)
 before the backlog on every connect, so a dashboard sees the board online without waiting for a
 long backlog to drain; everything else goes out in ``seq`` order.
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from agent.outbox import gaps
 from agent.outbox.records import OutboxError
 
 __all__ = ["SCHEMA_VERSION", "OutboxDatabase"]
@@ -82,7 +83,7 @@ class OutboxDatabase:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version not in (0, SCHEMA_VERSION):
                 raise OutboxError(self.path, f"schema version {version}, expected {SCHEMA_VERSION}")
-            db.executescript(_SCHEMA)
+            db.executescript(_SCHEMA + gaps.SCHEMA)
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.Error as exc:
             db.close()

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.errors import ExitCode, RemotairError
+from agent.outbox.gaps import Gap
 from agent.wire import MessageClass
 
 __all__ = [
@@ -40,6 +41,9 @@ class OutboxMessage:
     """One undelivered message, ready to publish as is."""
 
     seq: int
+    """The message's key in the outbox: its wire ``seq`` for a stream message (telemetry,
+    vision, alarm, result); negative for a latest-value message (status, discovery), which has
+    its own key space and carries no ``seq`` on the wire (see :attr:`wire_seq`)."""
     kind: MessageClass
     topic: str
     payload: bytes
@@ -49,6 +53,11 @@ class OutboxMessage:
     attempts: int
     correlation_data: bytes | None = None
     """MQTT 5 CorrelationData to send with a command result that asked for a ResponseTopic."""
+
+    @property
+    def wire_seq(self) -> int | None:
+        """The ``seq`` in the envelope: None for latest-value messages."""
+        return self.seq if self.seq > 0 else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +81,11 @@ class OutboxStats:
     evicted: Mapping[MessageClass, int]
     set_aside: int
     next_seq: int
+    """The stream's next ``seq``: every smaller one was issued (delivered, pending, or a gap)."""
     max_messages: int
     max_bytes: int
+    gaps: tuple[Gap, ...] = ()
+    """The newest seq ranges given up by policy (evicted, set aside), oldest first."""
 
     @property
     def fill_fraction(self) -> float:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from agent import wire
 from agent.outbox.database import OutboxDatabase
+from agent.outbox.gaps import read_gaps, record_gaps
 from agent.outbox.records import (
     OutboxMessage,
     OutboxStats,
@@ -80,7 +81,7 @@ class Outbox:
         self._listeners.append(listener)
 
     def _load_counters(self) -> dict[str, int]:
-        counters = {"next_seq": 1, "depth": 0, "bytes": 0, "set_aside": 0}
+        counters = {"next_seq": 1, "next_latest": 1, "depth": 0, "bytes": 0, "set_aside": 0}
         counters.update({kind_key: 0 for kind_key in map(_evicted_key, MessageClass)})
         counters.update(self._database.read_counters())
         return counters
@@ -157,13 +158,18 @@ class Outbox:
             try:
                 with self._transaction("put", full_sync=True):
                     for body in bodies:
-                        seq = counters["next_seq"]
+                        if latest_key is None:
+                            seq = wire_seq = counters["next_seq"]
+                            counters["next_seq"] = seq + 1
+                        else:  # a latest-value message: its own (negative) keys, no wire seq
+                            seq, wire_seq = -counters["next_latest"], None
+                            counters["next_latest"] += 1
                         if kind is MessageClass.DISCOVERY:
                             payload = wire.encode_json(body, topic)
                         else:
                             payload = wire.encode_envelope(
                                 self.device_id,
-                                seq,
+                                wire_seq,
                                 body,
                                 topic=topic,
                                 ts=created,
@@ -188,7 +194,6 @@ class Outbox:
                                 latest_key,
                             ),
                         )
-                        counters["next_seq"] = seq + 1
                         counters["depth"] += 1
                         counters["bytes"] += len(payload)
                         messages.append(
@@ -262,6 +267,7 @@ class Outbox:
                     counters["depth"] -= 1
                     counters["bytes"] -= int(row_size)
                 self._db.executemany("DELETE FROM messages WHERE seq = ?", [(s,) for s in chosen])
+                record_gaps(self._db, chosen, victim, "evicted", self._clock())
                 counters[_evicted_key(victim)] += len(chosen)
                 evicted[victim] = evicted.get(victim, 0) + len(chosen)
         extra_count, extra_bytes = over()
@@ -321,12 +327,12 @@ class Outbox:
             with self._transaction("record failure", full_sync=True):
                 row = self._db.execute(
                     "UPDATE messages SET attempts = attempts + 1, last_error = ? WHERE seq = ? "
-                    "RETURNING attempts, length(payload), topic",
+                    "RETURNING attempts, length(payload), topic, kind",
                     (reason, seq),
                 ).fetchone()
                 if row is None:
                     return False
-                attempts, size, topic = int(row[0]), int(row[1]), str(row[2])
+                attempts, size, topic, kind = int(row[0]), int(row[1]), str(row[2]), str(row[3])
                 if attempts < self.max_attempts:
                     log.warning(
                         "outbox publish rejected seq=%d topic=%s attempt=%d/%d reason=%s",
@@ -344,6 +350,8 @@ class Outbox:
                     (reason, self._clock(), seq),
                 )
                 self._db.execute("DELETE FROM messages WHERE seq = ?", (seq,))
+                if seq > 0:
+                    record_gaps(self._db, (seq,), MessageClass(kind), "set_aside", self._clock())
                 counters["depth"] -= 1
                 counters["bytes"] -= size
                 counters["set_aside"] += 1
@@ -357,7 +365,8 @@ class Outbox:
     # -- reading -------------------------------------------------------------------------------
 
     def pending(self, limit: int, *, after_seq: int = 0) -> list[OutboxMessage]:
-        """Up to ``limit`` undelivered messages with ``seq > after_seq``, oldest first."""
+        """Up to ``limit`` undelivered stream messages with ``seq > after_seq``, oldest first
+        (latest-value messages have negative keys: :meth:`pending_latest`)."""
         with self._lock, self._sql("read pending"):
             rows = self._db.execute(
                 f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE seq > ? ORDER BY seq LIMIT ?",
@@ -365,12 +374,13 @@ class Outbox:
             ).fetchall()
         return [_message(row) for row in rows]
 
-    def pending_status(self) -> list[OutboxMessage]:
-        """The undelivered status messages (at most one per topic), sent before the backlog."""
-        with self._lock, self._sql("read pending status"):
+    def pending_latest(self) -> list[OutboxMessage]:
+        """The undelivered latest-value messages (status, discovery; at most one per topic),
+        oldest first: sent before the backlog."""
+        with self._lock, self._sql("read pending latest-value messages"):
             rows = self._db.execute(
-                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE kind = ? ORDER BY seq",
-                (MessageClass.STATUS.value,),
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE latest_key IS NOT NULL"
+                " ORDER BY created, seq DESC"
             ).fetchall()
         return [_message(row) for row in rows]
 
@@ -397,11 +407,16 @@ class Outbox:
         """Depth, size, age of the oldest message, evictions: counter rows plus one index probe."""
         with self._lock:
             with self._sql("read oldest"):
-                row = self._db.execute(
-                    "SELECT created FROM messages ORDER BY seq LIMIT 1"
-                ).fetchone()
+                oldest = [
+                    float(created)
+                    for where in ("seq > 0 ORDER BY seq", "seq < 0 ORDER BY seq DESC")
+                    for (created,) in self._db.execute(
+                        f"SELECT created FROM messages WHERE {where} LIMIT 1"
+                    ).fetchall()
+                ]
+                gaps = read_gaps(self._db)
             counters = dict(self._counters)
-        oldest_age = None if row is None else max(0.0, self._clock() - float(row[0]))
+        oldest_age = None if not oldest else max(0.0, self._clock() - min(oldest))
         return OutboxStats(
             depth=counters["depth"],
             bytes=counters["bytes"],
@@ -411,6 +426,7 @@ class Outbox:
             next_seq=counters["next_seq"],
             max_messages=self.max_messages,
             max_bytes=self.max_bytes,
+            gaps=gaps,
         )
 
     def close(self) -> None:

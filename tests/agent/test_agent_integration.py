@@ -5,10 +5,9 @@ Link-level behaviour (back-off, in-flight window, set-aside, MQTT 5 properties) 
 sampling, alarms, snapshots, the dispatcher, the outbox, the link, the health status, signals and
 sd_notify, all wired as ``remotair run`` wires them.
 
-A consumer detects loss as a gap in ``seq``. The outbox keeps only the newest undelivered
-``status`` per topic (a newer state supersedes an older one), so a superseded status seq is the
-one kind of seq that legitimately never reaches the broker; the tests learn those seqs from what
-the agent put into its outbox (in process) or from its debug log (subprocess), never assume them.
+A consumer detects loss as a gap in ``seq``: the stream (telemetry, vision, alarm, result) has
+no other gaps than the ones the board reports; ``status`` is a latest-value message with
+``"seq": null`` (see docs/wire-format.md and ``test_delivery_contract.py``).
 """
 
 from __future__ import annotations
@@ -225,10 +224,13 @@ def has(suffix: str, count: int = 1, **fields: object) -> Callable[[list[Receive
     return check
 
 
-def check_envelope(document: dict[str, Any], *, seq_required: bool = True) -> None:
+def check_envelope(document: dict[str, Any], *, latest_value: bool = False) -> None:
+    """``latest_value``: a status (or the last will), outside the seq stream."""
     assert document["v"] == 1
     assert document["device"] == DEVICE
-    if seq_required:
+    if latest_value:
+        assert document["seq"] is None, "status is not numbered in the stream"
+    else:
         assert isinstance(document["seq"], int) and not isinstance(document["seq"], bool)
         assert document["seq"] >= 1
     assert isinstance(document["ts"], str) and TS_FORMAT.match(document["ts"]), document["ts"]
@@ -291,8 +293,10 @@ def test_topics_and_payload_schema_with_the_shipped_model(
     for m in messages:
         assert m.topic.startswith(f"{ROOT_TOPIC}/"), m.topic
         assert m.qos == 1, m.topic
-        check_envelope(json.loads(m.payload))
-    every_seq = [json.loads(m.payload)["seq"] for m in messages]
+        check_envelope(json.loads(m.payload), latest_value=m.topic == f"{ROOT_TOPIC}/status")
+    every_seq = [
+        json.loads(m.payload)["seq"] for m in messages if m.topic != f"{ROOT_TOPIC}/status"
+    ]
     assert len(every_seq) == len(set(every_seq)), "a clean run delivers each seq once"
 
     for telemetry in docs(messages, "telemetry"):
@@ -341,7 +345,7 @@ def test_topics_and_payload_schema_with_the_shipped_model(
     late = subscribe(mosquitto, f"{ROOT_TOPIC}/status")
     retained = late.wait_for(lambda ms: any(m.retain for m in ms), timeout=10)
     status = json.loads(next(m for m in retained if m.retain).payload)
-    check_envelope(status)
+    check_envelope(status, latest_value=True)
     assert status["state"] == "online"
     assert status["model"] == verdict["model"]
     assert isinstance(status["version"], str) and isinstance(status["uptime_s"], int | float)
@@ -426,11 +430,6 @@ def agent_processes() -> Iterator[list[AgentProcess]]:
             p.process.wait(timeout=10)
 
 
-def superseded_seqs(log_text: str) -> set[int]:
-    """Status seqs the outbox replaced by a newer status (logged at debug level)."""
-    return {int(s) for s in re.findall(r"outbox superseded topic=\S+ seq=(\d+)", log_text)}
-
-
 def test_sigkill_mid_publish_then_restart_loses_no_seq(
     tmp_path: Path,
     mosquitto_factory: Callable[..., Mosquitto],
@@ -461,8 +460,7 @@ def test_sigkill_mid_publish_then_restart_loses_no_seq(
 
     messages = watcher.snapshot()
     received = seqs_of(messages)
-    superseded = superseded_seqs(first.log_text()) | superseded_seqs(second.log_text())
-    missing = set(range(1, max(received) + 1)) - received - superseded
+    missing = set(range(1, max(received) + 1)) - received
     assert not missing, f"seqs never delivered: {sorted(missing)}"
     by_seq: dict[int, bytes] = {}
     for m in messages:
@@ -771,7 +769,8 @@ def test_sigterm_publishes_offline_and_exits_0_with_sd_notify(
     offline = [m for m in messages if m.topic.endswith("/status")][-1]
     document = json.loads(offline.payload)
     assert document["state"] == "offline"
-    check_envelope(document)  # published by the agent itself (the last will has no seq)
+    check_envelope(document, latest_value=True)
+    assert "uptime_s" in document, "published by the agent itself, not the last will"
     late = subscribe(mosquitto, f"{ROOT_TOPIC}/status")
     retained = late.wait_for(lambda ms: any(m.retain for m in ms), timeout=10)
     assert json.loads(retained[-1].payload)["state"] == "offline"
@@ -813,7 +812,7 @@ def test_commands_ping_read_snapshot_answered_with_the_correlation_id(
     )
     for m in messages:
         if "/cmd/" not in m.topic:  # the watcher also sees the test's own commands
-            check_envelope(json.loads(m.payload))
+            check_envelope(json.loads(m.payload), latest_value=m.topic == f"{ROOT_TOPIC}/status")
     ping = docs(messages, "result/ping")[0]
     assert (ping["command"], ping["id"], ping["ok"]) == ("ping", "p-1", True)
     assert ping["result"]["pong"] is True

@@ -238,15 +238,59 @@ def test_status_and_discovery_are_latest_per_topic(tmp_path: Path) -> None:
         last_a = outbox.put_discovery(
             "homeassistant/sensor/d1/a/config", {"name": "a", "rev": 2}
         ).message
-        pending = outbox.pending(100)
-        assert [m.seq for m in pending] == [telemetry.seq, newest.seq, 5, last_a.seq]
-        assert outbox.pending_status() == [newest]
+        assert [m.seq for m in outbox.pending(100)] == [telemetry.seq]
+        latest = outbox.pending_latest()
+        assert [m.topic for m in latest] == [
+            newest.topic,
+            "homeassistant/sensor/d1/b/config",
+            last_a.topic,
+        ]
+        assert latest[0] == newest and latest[2] == last_a
         assert newest.retain is True
         assert json.loads(last_a.payload) == {"name": "a", "rev": 2}  # no envelope for HA
         stats = outbox.stats()
         assert stats.depth == 4
-        assert stats.bytes == sum(len(m.payload) for m in pending)
+        assert stats.bytes == len(telemetry.payload) + sum(len(m.payload) for m in latest)
         assert stats.evicted_total == 0
+
+
+def test_the_stream_seq_has_no_hole_for_latest_value_messages(tmp_path: Path) -> None:
+    """Status and discovery neither take nor leave stream numbers; status says seq null."""
+    with Outbox(tmp_path / "o.db", "d1") as outbox:
+        outbox.put_discovery("homeassistant/sensor/d1/a/config", {"name": "a"})
+        stream = []
+        for n in range(3):
+            stream.append(outbox.put(T, "", {"n": n}).message)
+            status = outbox.put(S, "", {"state": "online", "n": n}, retain=True).message
+        stream.append(outbox.put(A, "co2", {"state": "raised"}).message)
+        assert status is not None and status.wire_seq is None
+        assert json.loads(status.payload)["seq"] is None
+        seqs = [json.loads(m.payload)["seq"] for m in stream if m is not None]
+        assert seqs == [1, 2, 3, 4]
+        assert outbox.stats().next_seq == 5
+
+
+def test_evicted_and_set_aside_seqs_are_reported_as_gaps(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "o.db", "d1", max_messages=4, max_attempts=1) as outbox:
+        for n in range(3):
+            outbox.put(T, "", {"n": n})  # seq 1-3
+        outbox.put(A, "co2", {"state": "raised"})  # seq 4
+        outbox.put(T, "", {"n": 3})  # seq 5: evicts 1
+        outbox.put(T, "", {"n": 4})  # seq 6: evicts 2
+        outbox.put(T, "", {"n": 5})  # seq 7: evicts 3
+        outbox.put(T, "", {"n": 6})  # seq 8: evicts 5 (4 is an alarm)
+        assert outbox.failed(4, "Not authorized (0x87)") is True
+        gaps = [(g.first, g.last, g.kind, g.cause) for g in outbox.stats().gaps]
+        assert gaps == [
+            (1, 3, "telemetry", "evicted"),
+            (4, 4, "alarm", "set_aside"),
+            (5, 5, "telemetry", "evicted"),
+        ]
+        delivered = {m.seq for m in outbox.pending(100)}
+        reported = {s for first, last, *_ in gaps for s in range(first, last + 1)}
+        assert delivered | reported == set(range(1, outbox.stats().next_seq))
+    with Outbox(tmp_path / "o.db", "d1") as reopened:
+        assert len(reopened.stats().gaps) == 3  # persisted with the evictions
 
 
 def test_failed_message_is_set_aside_without_blocking(tmp_path: Path) -> None:

@@ -146,7 +146,10 @@ def test_topics_payload_schema_qos_and_retained_status(
         assert list(document)[:4] == ["v", "device", "seq", "ts"]
         assert document["v"] == 1
         assert document["device"] == device
-        assert isinstance(document["seq"], int)
+        if document.get("state") is None:  # the stream; status is a latest-value message
+            assert isinstance(document["seq"], int)
+        else:
+            assert document["seq"] is None
         assert str(document["ts"]).endswith("Z")
     wait_until(lambda: outbox.stats().depth == 0, 5, "outbox drained after PUBACKs")
     state = link.state()
@@ -157,7 +160,7 @@ def test_topics_payload_schema_qos_and_retained_status(
     assert json.loads(retained.payload)["state"] == "online"
 
 
-def test_stop_publishes_offline_retained_with_a_seq(
+def test_stop_publishes_offline_retained_with_the_health_document(
     device: str,
     mqtt_broker: Broker,
     outbox: Outbox,
@@ -174,7 +177,8 @@ def test_stop_publishes_offline_retained_with_a_seq(
     last = watcher.wait_for(lambda ms: b'"offline"' in ms[-1].payload)[-1]
     document = json.loads(last.payload)
     assert document["state"] == "offline"
-    assert isinstance(document["seq"], int), "a clean stop is not the last will"
+    assert document["seq"] is None, "status is a latest-value message, outside the stream"
+    assert document["uptime_s"] == 1, "a clean stop is not the last will"
     assert link.state().connected is False
 
 
@@ -278,10 +282,8 @@ def test_sigkill_mid_publish_then_restart_no_gap_and_last_will(
         if agent.poll() is None:
             agent.kill()
             agent.wait(timeout=10)
-    will = watcher.wait_for(
-        lambda ms: any(d.get("seq") is None for d in docs(ms, "status")), timeout=10
-    )
-    [offline] = [d for d in docs(will, "status") if d["seq"] is None]
+    will = watcher.wait_for(lambda ms: any("reason" in d for d in docs(ms, "status")), timeout=10)
+    [offline] = [d for d in docs(will, "status") if "reason" in d]
     assert offline["state"] == "offline", "the broker published the last will"
     with Outbox(path, device) as box:
         left = box.stats().depth

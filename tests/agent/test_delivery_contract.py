@@ -1,0 +1,262 @@
+"""The delivery contract of docs/wire-format.md, checked by an independent consumer.
+
+The consumer is a plain paho client written here (not the agent's code, not the shared test
+subscriber): a persistent MQTT 3.1.1 session on ``remotair/v1/<device>/#`` that knows only the
+wire format. Its rule: every stream ``seq`` below a status's ``outbox.next_seq`` must arrive,
+unless the newest status names it in ``outbox.gaps``. Status messages carry ``"seq": null``.
+
+The agent runs as ``remotair run`` in a subprocess through each fault: a broker outage that
+overflows a small outbox (gaps reported), SIGKILL, a kill in the middle of an outbox commit (a
+power cut), and a full disk (a 4 MiB tmpfs, when the tests run as root).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from agent.control import ControlError, request
+from tests.agent import test_agent_integration as integration
+from tests.support.waiting import wait_until
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from conftest import Mosquitto
+
+pytestmark = pytest.mark.broker
+
+ROOT = Path(__file__).resolve().parents[2]
+DEVICE = integration.DEVICE
+
+
+class ContractConsumer:
+    """What a consumer of the wire format would write: collect stream seqs, read the status."""
+
+    def __init__(self, host: str, port: int, name: str) -> None:
+        self._cond = threading.Condition()
+        self.received: dict[int, bytes] = {}
+        self.duplicates = 0
+        self.reused: list[int] = []
+        self.statuses: list[dict[str, Any]] = []
+        self.unnumbered: list[str] = []
+        self.numbered_status: list[int] = []
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"contract-{name}",
+            protocol=paho.MQTTv311,
+            clean_session=False,
+        )
+        self.client.reconnect_delay_set(0.05, 0.2)  # type: ignore[arg-type]
+        self._subscribed = threading.Event()
+        self.client.on_connect = lambda c, *a: c.subscribe(f"remotair/v1/{DEVICE}/#", qos=1)
+        self.client.on_subscribe = lambda *a: self._subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.connect(host, port, keepalive=30)
+        self.client.loop_start()
+        if not self._subscribed.wait(10):
+            raise AssertionError("the contract consumer could not subscribe")
+
+    def _on_message(self, client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
+        if "/cmd/" in msg.topic:
+            return
+        document = json.loads(msg.payload)
+        with self._cond:
+            seq = document.get("seq")
+            if msg.topic == f"remotair/v1/{DEVICE}/status":
+                if seq is not None:
+                    self.numbered_status.append(seq)
+                if "version" in document:  # not the last will
+                    self.statuses.append(document)
+            elif seq is None:
+                self.unnumbered.append(msg.topic)
+            elif seq in self.received:
+                self.duplicates += 1
+                if self.received[seq] != bytes(msg.payload):
+                    self.reused.append(seq)
+            else:
+                self.received[seq] = bytes(msg.payload)
+            self._cond.notify_all()
+
+    def missing(self) -> set[int]:
+        """Seqs below the newest status's next_seq neither received nor reported as gaps."""
+        with self._cond:
+            if not self.statuses:
+                return {-1}
+            outbox = self.statuses[-1]["outbox"]
+            reported = {s for g in outbox["gaps"] for s in range(g["first"], g["last"] + 1)}
+            return set(range(1, outbox["next_seq"])) - set(self.received) - reported
+
+    def wait_complete(self, after_statuses: int, timeout: float = 30.0) -> None:
+        """Wait for a status newer than ``after_statuses`` whose every seq has arrived."""
+        try:
+            wait_until(
+                lambda: len(self.statuses) > after_statuses and not self.missing(),
+                timeout,
+                "every issued seq received or reported",
+            )
+        except AssertionError:
+            raise AssertionError(f"seqs lost: {sorted(self.missing())[:50]}") from None
+
+    def wait_stream(self, count: int, timeout: float = 30.0) -> None:
+        wait_until(lambda: len(self.received) >= count, timeout, f"{count} stream messages")
+
+    def check(self) -> None:
+        assert not self.reused, f"seqs reused for another payload: {self.reused}"
+        assert not self.unnumbered, f"stream messages without seq: {self.unnumbered[:5]}"
+        assert not self.numbered_status, f"status numbered in the stream: {self.numbered_status}"
+        assert min(self.received) == 1, "the stream starts at 1 (discovery takes no seq)"
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.fixture
+def consumer_for() -> Iterator[Callable[[Mosquitto], ContractConsumer]]:
+    made: list[ContractConsumer] = []
+
+    def make(broker: Mosquitto) -> ContractConsumer:
+        made.append(ContractConsumer(broker.host, broker.port, f"{len(made)}"))
+        return made[-1]
+
+    yield make
+    for consumer in made:
+        consumer.close()
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def write_config(tmp_path: Path, port: int, **extra: Any) -> Path:
+    config = tmp_path / "agent.toml"
+    text = integration.config_text(tmp_path / "state", port, sensor_s=0.1, **extra)
+    config.write_text(text.replace("[mqtt]\n", "[mqtt]\nha_discovery = true\n", 1))
+    return config
+
+
+def spawn(
+    processes: list[subprocess.Popen[bytes]],
+    config: Path,
+    log: Path,
+    *,
+    kill_at_commit: int | None = None,
+) -> subprocess.Popen[bytes]:
+    if kill_at_commit is None:
+        command = [sys.executable, "-m", "agent", "run", "--config", str(config)]
+    else:
+        command = [sys.executable, "-m", "tests.support.kill_in_commit", str(kill_at_commit)]
+        command += ["run", "--config", str(config)]
+    with log.open("ab") as sink:
+        process = subprocess.Popen(
+            command, cwd=ROOT, stdout=sink, stderr=sink, env={**os.environ, "PYTHONPATH": str(ROOT)}
+        )
+    processes.append(process)
+    return process
+
+
+def outbox_depth(tmp_path: Path) -> int:
+    with contextlib.suppress(ControlError, OSError):
+        return int(request(tmp_path / "control.sock", "status")["outbox"]["depth"])
+    return -1
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=20) == 0
+
+
+def test_broker_outage_overflowing_the_outbox_reports_every_gap(
+    tmp_path: Path,
+    mosquitto_factory: Callable[..., Mosquitto],
+    consumer_for: Callable[[Mosquitto], ContractConsumer],
+    processes: list[subprocess.Popen[bytes]],
+) -> None:
+    broker = mosquitto_factory(persistence=True)
+    consumer = consumer_for(broker)
+    config = write_config(tmp_path, broker.port, storage_extra="outbox_max_messages = 30")
+    agent = spawn(processes, config, tmp_path / "agent.log")
+    consumer.wait_stream(5)
+    broker.stop()
+    wait_until(lambda: outbox_depth(tmp_path) >= 30, 30, "the outbox fills during the outage")
+    broker.start()
+    consumer.wait_complete(after_statuses=len(consumer.statuses))
+    stop(agent)
+    consumer.check()
+    gaps = consumer.statuses[-1]["outbox"]["gaps"]
+    assert gaps and all(g["cause"] == "evicted" for g in gaps), gaps
+    assert {g["kind"] for g in gaps} == {"telemetry"}
+
+
+def test_sigkill_and_a_kill_inside_a_commit_lose_nothing(
+    tmp_path: Path,
+    mosquitto_factory: Callable[..., Mosquitto],
+    consumer_for: Callable[[Mosquitto], ContractConsumer],
+    processes: list[subprocess.Popen[bytes]],
+) -> None:
+    broker = mosquitto_factory(persistence=True)
+    consumer = consumer_for(broker)
+    config = write_config(tmp_path, broker.port)
+    first = spawn(processes, config, tmp_path / "first.log")
+    consumer.wait_stream(10)
+    first.kill()  # telemetry every 0.1 s: always in the middle of a put or a publish
+    assert first.wait(timeout=10) == -signal.SIGKILL
+
+    for n in (3, 7, 12):  # killed as the n-th put of this run starts its COMMIT
+        crashed = spawn(processes, config, tmp_path / f"commit-{n}.log", kill_at_commit=n)
+        assert crashed.wait(timeout=30) == -signal.SIGKILL, tmp_path / f"commit-{n}.log"
+
+    last = spawn(processes, config, tmp_path / "last.log")
+    consumer.wait_complete(after_statuses=len(consumer.statuses))
+    stop(last)
+    consumer.check()
+    assert consumer.statuses[-1]["outbox"]["gaps"] == []
+
+
+def test_full_disk_loses_nothing(
+    tmp_path: Path,
+    mosquitto: Mosquitto,
+    consumer_for: Callable[[Mosquitto], ContractConsumer],
+    processes: list[subprocess.Popen[bytes]],
+) -> None:
+    storage = tmp_path / "state"
+    with integration.tmpfs(storage, "4m") as mounted:
+        if not mounted:
+            pytest.skip("needs root to mount a 4 MiB tmpfs (test_agent_integration fakes it)")
+        consumer = consumer_for(mosquitto)
+        agent = spawn(processes, write_config(tmp_path, mosquitto.port), tmp_path / "agent.log")
+        consumer.wait_stream(5)
+        filler = storage / "filler"
+        with contextlib.suppress(OSError), filler.open("wb") as sink:
+            while True:
+                sink.write(b"\0" * 65536)
+                sink.flush()
+        wait_until(
+            lambda: "disk is full" in (tmp_path / "agent.log").read_text(errors="replace"),
+            20,
+            "the agent meets the full disk",
+        )
+        filler.unlink()
+        consumer.wait_complete(after_statuses=len(consumer.statuses))
+        stop(agent)
+    consumer.check()
+    assert consumer.statuses[-1]["outbox"]["gaps"] == []
