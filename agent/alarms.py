@@ -48,27 +48,25 @@ import math
 import re
 import threading
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from agent.active_alarms import ActiveAlarm, AlarmStateFile, Severity
-from agent.errors import ExitCode, RemotairError
+from agent.config_base import Problem, Section, setting
 from drivers.measurement import Measurement
 
 __all__ = [
     "RULES",
     "THRESHOLD_RULES",
     "ActiveAlarm",
-    "AlarmConfigError",
     "AlarmEngine",
     "AlarmEvent",
     "AlarmsConfig",
     "Severity",
     "ThresholdRule",
     "alarm_name",
-    "check_alarms_config",
 ]
 
 logger = logging.getLogger(__name__)
@@ -78,72 +76,51 @@ DIRTY_LABEL = "dirty"
 CLEAN_LABEL = "clean"
 
 
-@dataclass(frozen=True, slots=True)
-class AlarmsConfig:
+class AlarmsConfig(Section):
     """The ``[alarms]`` section: thresholds follow DESIGN.md's domain references."""
 
-    co2_warning_ppm: float = field(
-        default=1000.0,
-        metadata={"doc": "CO2 warning threshold (EN 16798-1 / ASHRAE 62.1 practice)"},
+    co2_warning_ppm: float = setting(
+        1000.0, "CO2 warning threshold (EN 16798-1 / ASHRAE 62.1 practice)"
     )
-    co2_critical_ppm: float = field(default=1500.0, metadata={"doc": "CO2 critical threshold"})
-    co2_hysteresis_ppm: float = field(
-        default=100.0,
-        metadata={"doc": "CO2 must fall this far below a threshold to clear", "ge": 0},
+    co2_critical_ppm: float = setting(1500.0, "CO2 critical threshold")
+    co2_hysteresis_ppm: float = setting(
+        100.0, "CO2 must fall this far below a threshold to clear", ge=0
     )
-    humidity_high_rh: float = field(
-        default=70.0, metadata={"doc": "relative humidity above which mould risk is raised"}
+    humidity_high_rh: float = setting(70.0, "relative humidity above which mould risk is raised")
+    humidity_hysteresis_rh: float = setting(5.0, "humidity must fall this far below to clear", ge=0)
+    temperature_high_c: float = setting(35.0, "duct air temperature high threshold")
+    temperature_low_c: float = setting(5.0, "duct air temperature low threshold (frost risk)")
+    temperature_hysteresis_c: float = setting(1.0, "temperature hysteresis", ge=0)
+    filter_dp_high_pa: float = setting(
+        250.0, "filter differential pressure that calls for a change"
     )
-    humidity_hysteresis_rh: float = field(
-        default=5.0, metadata={"doc": "humidity must fall this far below to clear", "ge": 0}
+    filter_dp_hysteresis_pa: float = setting(20.0, "filter pressure drop hysteresis", ge=0)
+    hold_s: float = setting(
+        120.0, "a condition must hold this long before raising or clearing", ge=0
     )
-    temperature_high_c: float = field(
-        default=35.0, metadata={"doc": "duct air temperature high threshold"}
+    dirty_consecutive: int = setting(
+        3, "consecutive dirty verdicts of one camera that raise duct_dirty", ge=1
     )
-    temperature_low_c: float = field(
-        default=5.0, metadata={"doc": "duct air temperature low threshold (frost risk)"}
+    sensor_fault_consecutive: int = setting(
+        3, "consecutive failed reads that raise sensor_fault", ge=1
     )
-    temperature_hysteresis_c: float = field(
-        default=1.0, metadata={"doc": "temperature hysteresis", "ge": 0}
+    camera_fault_consecutive: int = setting(
+        2, "consecutive failed captures that raise camera_fault", ge=1
     )
-    filter_dp_high_pa: float = field(
-        default=250.0, metadata={"doc": "filter differential pressure that calls for a change"}
+    outbox_near_full_fraction: float = setting(
+        0.9, "outbox fill fraction that raises outbox_near_full", gt=0, le=1
     )
-    filter_dp_hysteresis_pa: float = field(
-        default=20.0, metadata={"doc": "filter pressure drop hysteresis", "ge": 0}
-    )
-    hold_s: float = field(
-        default=120.0,
-        metadata={"doc": "a condition must hold this long before raising or clearing", "ge": 0},
-    )
-    dirty_consecutive: int = field(
-        default=3,
-        metadata={"doc": "consecutive dirty verdicts of one camera that raise duct_dirty", "ge": 1},
-    )
-    sensor_fault_consecutive: int = field(
-        default=3, metadata={"doc": "consecutive failed reads that raise sensor_fault", "ge": 1}
-    )
-    camera_fault_consecutive: int = field(
-        default=2, metadata={"doc": "consecutive failed captures that raise camera_fault", "ge": 1}
-    )
-    outbox_near_full_fraction: float = field(
-        default=0.9,
-        metadata={"doc": "outbox fill fraction that raises outbox_near_full", "gt": 0, "le": 1},
-    )
-    outbox_hysteresis_fraction: float = field(
-        default=0.1,
-        metadata={
-            "doc": "outbox fill must fall this far below the threshold to clear",
-            "ge": 0,
-            "le": 1,
-        },
+    outbox_hysteresis_fraction: float = setting(
+        0.1, "outbox fill must fall this far below the threshold to clear", ge=0, le=1
     )
 
-
-class AlarmConfigError(RemotairError):
-    """An ``[alarms]`` value the engine cannot work with; the message names the key."""
-
-    exit_code = ExitCode.USAGE
+    def problems(self) -> Iterator[Problem]:
+        if self.outbox_hysteresis_fraction >= self.outbox_near_full_fraction:
+            yield (
+                ("outbox_hysteresis_fraction",),
+                f"{self.outbox_hysteresis_fraction:g} must be below outbox_near_full_fraction "
+                f"{self.outbox_near_full_fraction:g}",
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,35 +252,6 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def check_alarms_config(config: AlarmsConfig) -> None:
-    """Refuse values no rule can work with, cross-field ones included (the loader checks bounds)."""
-    problems: list[str] = []
-    for key in (
-        "co2_hysteresis_ppm",
-        "humidity_hysteresis_rh",
-        "temperature_hysteresis_c",
-        "filter_dp_hysteresis_pa",
-        "hold_s",
-    ):
-        value = getattr(config, key)
-        if not (math.isfinite(value) and value >= 0):
-            problems.append(f"{key} must be a number >= 0, got {value!r}")
-    for key in ("dirty_consecutive", "sensor_fault_consecutive", "camera_fault_consecutive"):
-        if getattr(config, key) < 1:
-            problems.append(f"{key} must be >= 1, got {getattr(config, key)!r}")
-    if not 0 < config.outbox_near_full_fraction <= 1:
-        problems.append(
-            f"outbox_near_full_fraction must be in (0, 1], got {config.outbox_near_full_fraction}"
-        )
-    if not 0 <= config.outbox_hysteresis_fraction < config.outbox_near_full_fraction:
-        problems.append(
-            "outbox_hysteresis_fraction must be >= 0 and below outbox_near_full_fraction, "
-            f"got {config.outbox_hysteresis_fraction}"
-        )
-    if problems:
-        raise AlarmConfigError("[alarms] " + "; ".join(problems))
-
-
 class AlarmEngine:
     """Evaluates every rule; thread-safe, so sampling and vision threads may both feed it.
 
@@ -316,7 +264,6 @@ class AlarmEngine:
     def __init__(
         self, config: AlarmsConfig, state_path: Path | None = None, *, history_size: int = 200
     ) -> None:
-        check_alarms_config(config)
         self._config = config
         self._lock = threading.Lock()
         self._store = AlarmStateFile(state_path) if state_path is not None else None

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.command_table import CommandReply, CommandTable, Transport
+from agent.config_base import ConfigPath, Section, setting
 from agent.errors import ExitCode, RemotairError
 
 log = logging.getLogger(__name__)
@@ -264,3 +265,14 @@ def request(
     if not isinstance(result, dict):
         raise ControlError(f"the agent's answer to {name!r} carries no result object")
     return result
+
+
+class ControlConfig(Section):
+    """The local control socket the CLI talks to."""
+
+    socket: ConfigPath = setting(
+        Path("/run/remotair/control.sock"),
+        "Unix socket path",
+        auto="$RUNTIME_DIRECTORY/control.sock when systemd sets it, "
+        "else /run/remotair/control.sock",
+    )

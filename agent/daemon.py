@@ -30,7 +30,7 @@ from agent.errors import ExitCode, RemotairError
 from agent.homeassistant import discovery_messages, queue_discovery, sensor_quantities
 from agent.models.runtime import ModelRuntime
 from agent.models.settings import model_settings
-from agent.mqtt import MqttLink, MqttSettings, TlsSettings
+from agent.mqtt import MqttLink
 from agent.outbox import MessageClass, Outbox, OutboxError
 from agent.sampling import RoundResult, Sampler
 from agent.scheduler import PeriodicJob
@@ -90,7 +90,7 @@ def open_parts(config: Config, *, simulate: bool = False) -> AgentParts:
             state_dir / "outbox.sqlite",
             config.device.id,
             max_messages=config.storage.outbox_max_messages,
-            max_bytes=int(config.storage.outbox_max_mb * 1024 * 1024),
+            max_bytes=config.storage.outbox_max_bytes,
             topic_root=config.mqtt.topic_root,
             simulated=simulate or config.board.kind == "sim",
         )
@@ -186,7 +186,7 @@ class Agent:
         }
         self.commands = agent_command_table(self)
         self.link = MqttLink(
-            _mqtt_settings(config),
+            config.mqtt,
             self.outbox,
             self.device_id,
             commands=self.commands,
@@ -426,54 +426,11 @@ def _cloud_of(classifier: Classifier | None) -> Any:
     return cloud if hasattr(cloud, "retry_pending") else None
 
 
-def _mqtt_settings(cfg: Config) -> MqttSettings:
-    m = cfg.mqtt
-    tls = None if m.tls is None else TlsSettings(ca=m.tls.ca, cert=m.tls.cert, key=m.tls.key)
-    return MqttSettings(
-        host=m.host,
-        port=m.port,
-        client_id=m.client_id,
-        protocol=m.protocol,
-        keepalive=m.keepalive,
-        username=m.username or None,
-        password=m.password or None,
-        tls=tls,
-        handshake_timeout_s=m.handshake_timeout_s,
-        inflight=m.inflight,
-        reconnect_min_s=m.reconnect_min_s,
-        reconnect_max_s=m.reconnect_max_s,
-        topic_root=m.topic_root,
-    )
-
-
 def classifier_builder(cfg: Config) -> Callable[[Path], Classifier | None]:
     """Builds the configured classifier (backend, threads, cloud) around a model file."""
-    return lambda model: _classifier(cfg, Path(cfg.storage.dir), model)
-
-
-def _classifier(cfg: Config, state_dir: Path, model: Path) -> Classifier | None:
-    v = cfg.vision
-    rekognition: dict[str, Any] | None = None
-    if v.backend in ("rekognition", "cascade"):
-        r = v.rekognition
-        rekognition = {
-            "project_version_arn": r.project_version_arn,
-            "region": r.effective_region,
-            "min_confidence": r.min_confidence,
-            "label_map": dict(r.label_map),
-            "s3_bucket": r.s3_bucket,
-            "s3_prefix": r.s3_prefix,
-            "timeout_s": r.timeout_s,
-        }
-        rekognition = {k: val for k, val in rekognition.items() if val not in (None, "")}
-    return build_classifier(
-        v.backend,
-        model=model,
-        threads=v.threads,
-        rekognition=rekognition,
-        uncertain_low=v.uncertain_low,
-        uncertain_high=v.uncertain_high,
-        retry_dir=state_dir / "cloud-retry",
+    retry_dir = Path(cfg.storage.dir) / "cloud-retry"
+    return lambda model: build_classifier(
+        cfg.vision.model_copy(update={"model": model}), retry_dir=retry_dir
     )
 
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import Literal
+
+from agent.config_base import Section, setting
 
 _PRIORITY = {
     logging.DEBUG: 7,
@@ -41,3 +44,9 @@ def configure_logging(level: str = "warning", *, debug: bool = False) -> None:
         )
     root.handlers[:] = [handler]
     root._remotair_configured = True  # type: ignore[attr-defined]
+
+
+class LoggingConfig(Section):
+    """What the agent logs."""
+
+    level: Literal["debug", "info", "warning", "error"] = setting("info", "log level")

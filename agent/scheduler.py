@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from agent.config_base import Section, setting
+
 log = logging.getLogger(__name__)
 
 
@@ -113,3 +115,11 @@ class PeriodicJob:
                     self.stats.skipped += skipped
             index = missed + 1
             slot = next_slot
+
+
+class ScheduleConfig(Section):
+    """How often things happen. Fractions of a second are allowed (tests run fast)."""
+
+    sensor_interval_s: float = setting(30.0, "sensor sampling period", gt=0)
+    snapshot_interval_s: float = setting(900.0, "camera snapshot period (each camera)", gt=0)
+    status_interval_s: float = setting(300.0, "retained status message period", gt=0)

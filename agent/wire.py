@@ -45,6 +45,8 @@ from agent.errors import ExitCode, RemotairError
 WIRE_VERSION = 1
 TOPIC_ROOT = "remotair/v1"
 MAX_TOPIC_LEVELS = 8
+MAX_TOPIC_BYTES = 256
+"""AWS IoT Core's limit on a topic's length in UTF-8 bytes."""
 MAX_PAYLOAD_BYTES = 128 * 1024
 """AWS IoT Core's payload limit; the outbox refuses anything larger at put time."""
 
@@ -104,6 +106,9 @@ def validate_topic(topic: str) -> str:
         raise WireError(f"topic {topic!r} has an empty level")
     if len(levels) > MAX_TOPIC_LEVELS:
         raise WireError(f"topic {topic!r} has {len(levels)} levels, over {MAX_TOPIC_LEVELS}")
+    size = len(topic.encode("utf-8"))
+    if size > MAX_TOPIC_BYTES:
+        raise WireError(f"topic {topic!r} is {size} bytes long, over {MAX_TOPIC_BYTES}")
     return topic
 
 

@@ -6,10 +6,16 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from agent.cli.output import print_json, print_table
+from agent.config_base import one_line
 from agent.errors import ExitCode
 from agent.vision import ImageError, VisionError
-from agent.vision.factory import BACKENDS, DEFAULT_THREADS, DEFAULT_UNCERTAIN_BAND, build_classifier
+from agent.vision.factory import BACKENDS, build_classifier
+from agent.vision.settings import RekognitionSettings, VisionConfig
+
+_DEFAULTS = VisionConfig()
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,7 +36,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=Path,
         help="ONNX model (its .json manifest next to it); default: the shipped model",
     )
-    p.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="ONNX Runtime threads")
+    p.add_argument("--threads", type=int, default=_DEFAULTS.threads, help="ONNX Runtime threads")
     p.add_argument("--arn", help="Rekognition project version ARN (rekognition, cascade)")
     p.add_argument("--region", default="", help="AWS region of the Rekognition project")
     p.add_argument("--min-confidence", type=float, default=50.0, metavar="PERCENT")
@@ -38,7 +44,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--band",
         nargs=2,
         type=float,
-        default=DEFAULT_UNCERTAIN_BAND,
+        default=(_DEFAULTS.uncertain_low, _DEFAULTS.uncertain_high),
         metavar=("LOW", "HIGH"),
         help="cascade: dirty probabilities in [LOW, HIGH] go to the cloud (default %(default)s)",
     )
@@ -48,24 +54,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    rekognition: dict[str, Any] | None = None
-    if args.backend != "onnx":
-        if not args.arn:
-            raise VisionError(f"--backend {args.backend} needs --arn PROJECT_VERSION_ARN")
-        rekognition = {
-            "project_version_arn": args.arn,
-            "region": args.region,
-            "min_confidence": args.min_confidence,
-        }
-    classifier = build_classifier(
-        args.backend,
-        model=args.model,
-        threads=args.threads,
-        rekognition=rekognition,
-        uncertain_low=args.band[0],
-        uncertain_high=args.band[1],
-        retry_dir=args.retry_dir,
-    )
+    if args.backend != "onnx" and not args.arn:
+        raise VisionError(f"--backend {args.backend} needs --arn PROJECT_VERSION_ARN")
+    try:
+        vision = VisionConfig(
+            backend=args.backend,
+            model=args.model or _DEFAULTS.model,
+            threads=args.threads,
+            uncertain_low=args.band[0],
+            uncertain_high=args.band[1],
+            rekognition=RekognitionSettings(
+                project_version_arn=args.arn,
+                region=args.region or None,
+                min_confidence=args.min_confidence,
+            ),
+        )
+    except ValidationError as exc:
+        raise VisionError(f"classify: {one_line(exc)}") from None
+    classifier = build_classifier(vision, retry_dir=args.retry_dir)
     assert classifier is not None  # "off" is not offered
     results: list[dict[str, Any]] = []
     try:

@@ -1,12 +1,16 @@
-"""What the MQTT link is configured with: broker address, protocol, TLS files, limits."""
+"""The ``[mqtt]`` section: broker address, protocol, credentials, TLS files, limits, topics.
+
+The link is given this model as the loader built it; its cross-field rules (``problems``) are the
+only check, for a file and for settings built in code alike.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Literal
 
 from agent import wire
+from agent.config_base import Problem, SecretPath, Section, setting, topic_prefix_problem
 from agent.errors import ExitCode, RemotairError
 
 __all__ = ["MqttError", "MqttSettings", "TlsSettings"]
@@ -18,47 +22,72 @@ class MqttError(RemotairError):
     exit_code = ExitCode.USAGE
 
 
-@dataclass(frozen=True, slots=True)
-class TlsSettings:
-    """TLS with a CA and an optional client certificate (AWS IoT Core style, port 8883)."""
+class TlsSettings(Section):
+    """TLS to the broker. Present (even empty) means TLS; empty uses the system CA store."""
 
-    ca: Path | None = None
-    """CA bundle that signed the broker's certificate; None uses the system's CAs."""
-    cert: Path | None = None
-    key: Path | None = field(default=None, repr=False)
+    ca: SecretPath | None = setting(
+        None, "CA bundle to verify the broker", secret=True, example="/etc/remotair/ca.pem"
+    )
+    cert: SecretPath | None = setting(
+        None,
+        "client certificate (AWS IoT Core style)",
+        secret=True,
+        example="credential:device-cert",
+    )
+    key: SecretPath | None = setting(
+        None, "client private key", secret=True, example="credential:device-key", repr=False
+    )
+
+    def problems(self) -> Iterator[Problem]:
+        if (self.cert is None) != (self.key is None):
+            missing = "key" if self.key is None else "cert"
+            yield (missing,), "cert and key go together: set both or neither"
 
 
-@dataclass(frozen=True, slots=True)
-class MqttSettings:
-    host: str = "localhost"
-    port: int = 1883
-    client_id: str = ""
-    """Empty: the device id (AWS IoT Core policies usually key on the client id)."""
-    protocol: Literal["3.1.1", "5"] = "5"
-    keepalive: int = 60
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    tls: TlsSettings | None = None
-    handshake_timeout_s: float = 10.0
-    """Bound on TCP connect + TLS handshake, and again on waiting for CONNACK."""
-    inflight: int = 20
-    """Messages published but not yet acknowledged, at most."""
-    reconnect_min_s: float = 1.0
-    reconnect_max_s: float = 120.0
-    topic_root: str = wire.TOPIC_ROOT
+class MqttSettings(Section):
+    """The broker and how to talk to it."""
 
-    def __post_init__(self) -> None:
-        if self.protocol not in ("3.1.1", "5"):
-            raise MqttError(f"mqtt protocol {self.protocol!r}: use '3.1.1' or '5'")
-        if not 0 < self.port < 65536:
-            raise MqttError(f"mqtt port {self.port} is not a TCP port")
-        if self.inflight < 1:
-            raise MqttError(f"mqtt inflight {self.inflight} must be at least 1")
-        if not 0 < self.reconnect_min_s <= self.reconnect_max_s:
-            raise MqttError(
-                f"mqtt reconnect delays {self.reconnect_min_s}..{self.reconnect_max_s} s: "
-                "need 0 < min <= max"
+    host: str = setting("localhost", "broker host name or address")
+    port: int = setting(
+        1883, "broker port (8883 for TLS; not changed by [mqtt.tls])", ge=1, le=65535
+    )
+    protocol: Literal["3.1.1", "5"] = setting("3.1.1", "MQTT protocol version")
+    client_id: str = setting("", "MQTT client id", auto="the device id", example="remotair-01")
+    keepalive: int = setting(60, "keep-alive in seconds", ge=1, le=65535)
+    username: str | None = setting(None, "user name", example="remotair-01")
+    password: str | None = setting(
+        None, "password (prefer password_file)", example="change-me", repr=False
+    )
+    password_file: SecretPath | None = setting(
+        None, "file holding the password", secret=True, example="credential:mqtt-password"
+    )
+    handshake_timeout_s: float = setting(
+        10.0, "TCP connect and TLS handshake timeout (and the wait for CONNACK)", gt=0
+    )
+    inflight: int = setting(20, "QoS 1 messages awaiting PUBACK at once", ge=1, le=65535)
+    reconnect_min_s: float = setting(1.0, "first reconnect delay", gt=0)
+    reconnect_max_s: float = setting(120.0, "longest reconnect delay (exponential back-off)", gt=0)
+    topic_root: str = setting(wire.TOPIC_ROOT, "topic prefix before the id")
+    ha_discovery: bool = setting(False, "publish Home Assistant discovery")
+    ha_prefix: str = setting("homeassistant", "Home Assistant discovery prefix")
+    tls: TlsSettings | None = setting(None, "[mqtt.tls]: enables TLS")
+
+    def problems(self) -> Iterator[Problem]:
+        if not self.host:
+            yield ("host",), "must not be empty"
+        if self.password is not None and self.password_file is not None:
+            yield ("password_file",), "set password or password_file, not both"
+        if self.reconnect_min_s > self.reconnect_max_s:
+            yield (
+                ("reconnect_max_s",),
+                f"{self.reconnect_max_s:g} is less than reconnect_min_s {self.reconnect_min_s:g}",
             )
-        if self.handshake_timeout_s <= 0 or self.keepalive < 1:
-            raise MqttError("mqtt handshake_timeout_s and keepalive must be positive")
-        wire.check_topic_root(self.topic_root)
+        for key in ("topic_root", "ha_prefix"):
+            message = topic_prefix_problem(getattr(self, key))
+            if message is None and key == "topic_root":
+                try:
+                    wire.check_topic_root(self.topic_root)
+                except wire.WireError as exc:
+                    message = str(exc)
+            if message:
+                yield (key,), message

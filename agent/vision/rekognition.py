@@ -20,7 +20,6 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
@@ -29,9 +28,7 @@ import numpy as np
 
 from agent.atomic_file import write_atomic
 from agent.vision import (
-    CLEAN,
     DIRTY,
-    LABELS,
     BgrImage,
     CloudAuthError,
     CloudError,
@@ -41,8 +38,10 @@ from agent.vision import (
     CloudUnreachableError,
     ImageError,
     Verdict,
+    VisionError,
 )
 from agent.vision.preprocess import decode_image, jpeg_size
+from agent.vision.settings import RekognitionSettings
 
 logger = logging.getLogger(__name__)
 
@@ -64,62 +63,6 @@ _AUTH_CODES = frozenset(
     }
 )
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-@dataclass(frozen=True, slots=True)
-class RekognitionSettings:
-    """Plain settings of the Rekognition backend (the ``[vision.rekognition]`` config section)."""
-
-    project_version_arn: str
-    region: str = ""
-    min_confidence: float = 50.0
-    """Percent (0-100), as the service takes it: labels below are not returned."""
-    label_map: Mapping[str, str] = field(default_factory=dict)
-    """Project label name -> ``clean`` or ``dirty``; labels named clean/dirty map themselves."""
-    s3_bucket: str = ""
-    """Upload snapshots here and pass an S3 object instead of bytes (empty: send bytes)."""
-    s3_prefix: str = "remotair/snapshots/"
-    timeout_s: float = 10.0
-    max_attempts: int = 4
-    """Calls per image when throttled (the first one included)."""
-    backoff_base_s: float = 0.5
-    backoff_max_s: float = 8.0
-    endpoint_url: str = ""
-    """Only for tests and private endpoints (moto, VPC endpoints)."""
-
-    def __post_init__(self) -> None:
-        if not self.project_version_arn.startswith("arn:"):
-            raise ValueError(
-                f"project_version_arn must be a Rekognition project version ARN, "
-                f"got {self.project_version_arn!r}"
-            )
-        if not 0.0 <= self.min_confidence <= 100.0:
-            raise ValueError(f"min_confidence is a percentage (0-100), got {self.min_confidence}")
-        bad = {k: v for k, v in self.label_map.items() if v not in LABELS}
-        if bad:
-            raise ValueError(f"label_map values must be one of {LABELS}, got {dict(bad)}")
-        if self.timeout_s <= 0 or self.max_attempts < 1:
-            raise ValueError("timeout_s must be > 0 and max_attempts >= 1")
-
-    @property
-    def mapping(self) -> dict[str, str]:
-        """The effective label map: ``clean``/``dirty`` themselves, then ``label_map``."""
-        return {CLEAN: CLEAN, DIRTY: DIRTY, **self.label_map}
-
-    @property
-    def effective_region(self) -> str | None:
-        """``region``, else the region inside the ARN (``arn:aws:rekognition:REGION:...``)."""
-        if self.region:
-            return self.region
-        parts = self.project_version_arn.split(":")
-        return parts[3] if len(parts) > 3 and parts[3] else None
-
-    @property
-    def model_id(self) -> str:
-        """``rekognition:<version name>`` from ``...:project/P/version/V/123``."""
-        parts = self.project_version_arn.split("/")
-        name = parts[3] if len(parts) >= 4 and parts[2] == "version" else parts[-1]
-        return f"{BACKEND}:{name}"
 
 
 class RetryQueue:
@@ -208,7 +151,10 @@ class RekognitionClassifier:
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
     ) -> None:
+        if not settings.project_version_arn:
+            raise VisionError("[vision.rekognition] project_version_arn is required")
         self.settings = settings
+        self.arn: str = settings.project_version_arn
         self.retry_queue = retry_queue
         self._client = client if client is not None else self._make_client("rekognition")
         self._s3 = s3_client
@@ -296,7 +242,7 @@ class RekognitionClassifier:
         image = self._image_argument(data)
         response: dict[str, Any] = self._call(
             lambda: self._client.detect_custom_labels(
-                ProjectVersionArn=self.settings.project_version_arn,
+                ProjectVersionArn=self.arn,
                 Image=image,
                 MinConfidence=float(self.settings.min_confidence),
             )
@@ -349,7 +295,7 @@ class RekognitionClassifier:
         if code == "ResourceNotReadyException":
             return CloudModelNotRunningError(
                 f"model version is not running ({message}); start it with StartProjectVersion:"
-                f" {self.settings.project_version_arn}"
+                f" {self.arn}"
             )
         if code in _THROTTLE_CODES:
             return CloudThrottledError(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import re
 import shutil
@@ -12,6 +11,7 @@ import typing
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel, ValidationError
 
 import models
 from agent.alarms import AlarmsConfig
@@ -25,6 +25,7 @@ from agent.config import (
     reference_markdown,
 )
 from agent.errors import ExitCode, RemotairError, describe_exception
+from agent.mqtt import MqttSettings
 
 DATA = Path(__file__).parent / "data"
 NO_ENV: dict[str, str] = {}
@@ -42,7 +43,7 @@ def errors_of(text: str, env: dict[str, str] | None = None) -> list[str]:
 
 @pytest.fixture(autouse=True)
 def fixed_hostname(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("agent.config.socket.gethostname", lambda: "duct-board.local")
+    monkeypatch.setattr("agent.config.load.socket.gethostname", lambda: "duct-board.local")
 
 
 # -- defaults ---------------------------------------------------------------------------------
@@ -74,7 +75,7 @@ def test_no_file_gives_the_builtin_simulated_board_with_documented_defaults() ->
 
 
 def test_host_name_becomes_a_topic_safe_device_id(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("agent.config.socket.gethostname", lambda: "my board#1.lan")
+    monkeypatch.setattr("agent.config.load.socket.gethostname", lambda: "my board#1.lan")
     assert load_config(None, env=NO_ENV).device.id == "my-board-1"
 
 
@@ -611,20 +612,20 @@ def test_example_sample_board_is_valid_when_uncommented() -> None:
     assert [(c.name, c.index) for c in board.cameras] == [("upstream", 0), ("downstream", 1)]
 
 
-def leaf_keys(cls: type, prefix: str) -> list[str]:
+def leaf_keys(cls: type[BaseModel], prefix: str) -> list[str]:
     keys = []
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        tp = hints[f.name]
+    for name, f in cls.model_fields.items():
+        tp = f.annotation
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if typing.get_origin(tp) is tuple:
-            keys += leaf_keys(args[0], f"{prefix}{f.name}[].")
-        elif dataclasses.is_dataclass(tp):
-            keys += leaf_keys(typing.cast(type, tp), f"{prefix}{f.name}.")
-        elif args and dataclasses.is_dataclass(args[0]):
-            keys += leaf_keys(typing.cast(type, args[0]), f"{prefix}{f.name}.")
+            keys += leaf_keys(args[0], f"{prefix}{name}[].")
+        elif isinstance(tp, type) and issubclass(tp, BaseModel):
+            keys += leaf_keys(tp, f"{prefix}{name}.")
+        elif args and isinstance(args[0], type) and issubclass(args[0], BaseModel):
+            keys += leaf_keys(args[0], f"{prefix}{name}.")
         else:
-            keys.append(prefix + f.name)
+            assert f.description, f"{prefix}{name} has no description"
+            keys.append(prefix + name)
     return keys
 
 
@@ -706,3 +707,36 @@ def test_cli_example_and_reference(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out == example_toml()
     assert run_cli(["config", "reference"]) == 0
     assert capsys.readouterr().out.startswith("| Key | Type | Default | Description |")
+
+
+# -- every topic the configuration can produce ---------------------------------------------------
+
+
+def test_a_topic_root_too_deep_for_some_topic_fails_the_check() -> None:
+    assert parse("[mqtt]\ntopic_root = 'a/b/c/d/e'\n").mqtt.topic_root == "a/b/c/d/e"
+    assert errors_of("[mqtt]\ntopic_root = 'a/b/c/d/e/f'\n") == [
+        "agent.toml: [mqtt] topic_root: topic a/b/c/d/e/f/duct-board/vision/<camera> has 9 "
+        "levels, over 8: shorten [mqtt] topic_root, [device] id or names"
+    ]
+    (line,) = errors_of("[mqtt]\nha_discovery = true\nha_prefix = 'a/b/c/d/e'\n")
+    assert line.startswith("agent.toml: [mqtt] ha_prefix: topic a/b/c/d/e/sensor/duct-board/")
+
+
+def test_a_topic_too_long_fails_the_check() -> None:
+    (line,) = errors_of(f"[device]\nid = '{'d' * 240}'\n")
+    assert line.startswith("agent.toml: [mqtt] topic_root: topic remotair/v1/ddd")
+    assert "bytes long, over 256" in line
+
+
+def test_a_section_built_in_code_checks_its_own_rules() -> None:
+    with pytest.raises(ValidationError, match="reconnect_max_s: 5 is less than reconnect_min_s"):
+        MqttSettings(reconnect_min_s=10, reconnect_max_s=5)
+    with pytest.raises(ValidationError, match="extra"):
+        MqttSettings(prot=8883)  # type: ignore[call-arg]
+
+
+def test_the_reference_shows_both_bounds() -> None:
+    rows = {line.split("`")[1]: line for line in reference_markdown().splitlines()[2:]}
+    assert rows["alarms.outbox_near_full_fraction"].endswith("(> 0, <= 1) |")
+    assert rows["mqtt.port"].endswith("(1-65535) |")
+    assert rows["storage.outbox_max_messages"].endswith("(>= 1) |")

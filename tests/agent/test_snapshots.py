@@ -9,7 +9,7 @@ import numpy as np
 
 from agent.snapshots import SnapshotTaker
 from agent.vision import OUTCOMES, Verdict
-from agent.vision.factory import build_classifier
+from agent.vision.factory import VisionConfig, build_classifier
 from hil.board import SimBoard
 
 
@@ -52,7 +52,7 @@ def test_verdict_body_carries_the_outcome_and_reason(sim_board: SimBoard, tmp_pa
         "out of distribution",
         0.2,
     )
-    gate = build_classifier("onnx", threads=1)
+    gate = build_classifier(VisionConfig(backend="onnx", threads=1))
     assert gate is not None
     sim_board.cameras["upstream"].faults.clear()
     body = (

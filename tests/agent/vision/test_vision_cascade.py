@@ -6,10 +6,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from agent.vision import BgrImage, CloudUnreachableError, Verdict, VisionError
 from agent.vision.cascade import CascadeClassifier
 from agent.vision.factory import build_classifier
+from agent.vision.rekognition import RekognitionClassifier
+from agent.vision.settings import RekognitionSettings, VisionConfig
+
+ARN = "arn:aws:rekognition:eu-west-1:123456789012:project/ducts/version/ducts.v1/1"
 
 
 class Fixed:
@@ -124,10 +129,12 @@ def test_band_is_validated_and_close_reaches_both() -> None:
 
 
 def test_factory_rejects_unknown_backend_and_missing_cloud_settings() -> None:
-    assert build_classifier("off") is None
-    with pytest.raises(VisionError, match="unknown vision backend"):
-        build_classifier("gpu")
-    with pytest.raises(VisionError, match=r"\[vision.rekognition\]"):
-        build_classifier("rekognition")
-    with pytest.raises(VisionError, match="unknown key"):
-        build_classifier("rekognition", rekognition={"project_version_arn": "arn:x", "arn": "y"})
+    assert build_classifier(VisionConfig(backend="off")) is None
+    with pytest.raises(ValidationError, match="backend"):
+        VisionConfig(backend="gpu")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match=r"needs \[vision.rekognition\] project_version_arn"):
+        VisionConfig(backend="rekognition")
+    with pytest.raises(ValidationError, match="arn"):
+        RekognitionSettings(project_version_arn=ARN, arn="y")  # type: ignore[call-arg]
+    with pytest.raises(VisionError, match=r"\[vision.rekognition\] project_version_arn"):
+        RekognitionClassifier(RekognitionSettings(), client=object())

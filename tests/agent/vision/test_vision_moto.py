@@ -18,7 +18,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from agent.vision import CloudRequestError
-from agent.vision.factory import build_classifier
+from agent.vision.factory import VisionConfig, build_classifier
 from agent.vision.rekognition import RekognitionClassifier, RekognitionSettings
 from hil.render import render_duct
 
@@ -63,13 +63,15 @@ def snapshot(tmp_path: Path) -> Path:
 
 def test_canned_label_is_mapped_to_dirty(moto_endpoint: str, snapshot: Path) -> None:
     classifier = build_classifier(
-        "rekognition",
-        rekognition={
-            "project_version_arn": ARN,
-            "region": "us-east-1",
-            "label_map": {MOTO_LABEL: "dirty"},
-            "endpoint_url": moto_endpoint,
-        },
+        VisionConfig(
+            backend="rekognition",
+            rekognition=RekognitionSettings(
+                project_version_arn=ARN,
+                region="us-east-1",
+                label_map={MOTO_LABEL: "dirty"},
+                endpoint_url=moto_endpoint,
+            ),
+        )
     )
     assert classifier is not None
     verdict = classifier.classify_file(snapshot)
@@ -82,13 +84,13 @@ def test_canned_label_is_mapped_to_dirty(moto_endpoint: str, snapshot: Path) -> 
 def test_unusable_picture_never_reaches_the_cloud(moto_endpoint: str, tmp_path: Path) -> None:
     flat = tmp_path / "flat.jpg"
     cv2.imwrite(str(flat), np.full((480, 640, 3), 90, np.uint8))
-    settings = {
-        "project_version_arn": ARN,
-        "region": "us-east-1",
-        "label_map": {MOTO_LABEL: "dirty"},
-        "endpoint_url": "http://127.0.0.1:9",  # nothing listens: a cloud call would fail
-    }
-    classifier = build_classifier("rekognition", rekognition=settings)
+    settings = RekognitionSettings(
+        project_version_arn=ARN,
+        region="us-east-1",
+        label_map={MOTO_LABEL: "dirty"},
+        endpoint_url="http://127.0.0.1:9",  # nothing listens: a cloud call would fail
+    )
+    classifier = build_classifier(VisionConfig(backend="rekognition", rekognition=settings))
     assert classifier is not None
     verdict = classifier.classify_file(flat)
     assert verdict.label == "unusable"

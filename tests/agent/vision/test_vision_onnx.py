@@ -13,7 +13,7 @@ import pytest
 
 from agent.cli import classify as classify_command
 from agent.vision import LABELS, ModelError
-from agent.vision.factory import build_classifier, shipped_model_path
+from agent.vision.factory import VisionConfig, build_classifier, shipped_model_path
 from agent.vision.manifest import load_manifest, manifest_path_for, sha256_file
 from agent.vision.onnx_backend import OnnxClassifier
 from agent.vision.quality import QualityGatedClassifier
@@ -114,7 +114,7 @@ def test_classify_command_json(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 
 def test_factory_builds_the_shipped_model_behind_the_quality_gate() -> None:
-    classifier = build_classifier("onnx", threads=1)
+    classifier = build_classifier(VisionConfig(backend="onnx", threads=1))
     assert isinstance(classifier, QualityGatedClassifier)
     assert isinstance(classifier.inner, OnnxClassifier)
     assert classifier.model_id == classifier.inner.model_id

@@ -322,26 +322,22 @@ def test_retry_queue_is_bounded(tmp_path: Path) -> None:
 def test_settings_are_validated() -> None:
     with pytest.raises(ValueError, match="ARN"):
         RekognitionSettings(project_version_arn="ducts")
-    with pytest.raises(ValueError, match="percentage"):
+    with pytest.raises(ValueError, match="min_confidence"):
         RekognitionSettings(project_version_arn=ARN, min_confidence=0.9e3)
     with pytest.raises(ValueError, match="label_map"):
         RekognitionSettings(project_version_arn=ARN, label_map={"x": "filthy"})
 
 
-def test_config_section_values_map_to_settings() -> None:
-    from agent.vision.factory import rekognition_settings
+def test_the_config_section_is_the_backends_settings() -> None:
+    from agent.config import parse_config
 
-    settings = rekognition_settings(
-        {
-            "project_version_arn": ARN,
-            "region": None,  # not set: taken from the ARN
-            "min_confidence": 60.0,
-            "label_map": {"Dust": "dirty"},
-            "s3_bucket": None,
-            "s3_prefix": "",
-            "timeout_s": 5.0,
-        }
-    )
+    vision = parse_config(
+        f'[vision]\nbackend = "rekognition"\n[vision.rekognition]\nproject_version_arn = "{ARN}"\n'
+        'min_confidence = 60\nlabel_map = { Dust = "dirty" }\ntimeout_s = 5\n',
+        env={},
+    ).vision
+    settings = vision.rekognition
+    assert isinstance(settings, RekognitionSettings)
     assert settings.effective_region == "eu-west-1"
     assert settings.mapping == {"clean": "clean", "dirty": "dirty", "Dust": "dirty"}
-    assert (settings.min_confidence, settings.timeout_s, settings.s3_bucket) == (60.0, 5.0, "")
+    assert (settings.min_confidence, settings.timeout_s) == (60.0, 5.0)
