@@ -8,7 +8,6 @@ answer names the sections whose changes wait for a restart (the broker, the boar
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -33,10 +32,10 @@ def reload_agent(agent: Agent) -> dict[str, Any]:
         log.error("reload refused, running config kept error=%s", first)
         raise CommandError(f"config refused, the running one is kept: {first}") from exc
     old = agent.config
-    sections = [f.name for f in dataclasses.fields(old) if f.name not in LIVE_SECTIONS]
+    sections = [name for name in type(old).model_fields if name not in LIVE_SECTIONS]
     restart = [name for name in sections if getattr(new, name) != getattr(old, name)]
     live = {name: getattr(new, name) for name in LIVE_SECTIONS if hasattr(new, name)}
-    agent.config = dataclasses.replace(old, **live)
+    agent.config = old.model_copy(update=live)
     if agent.models is not None:
         from agent.daemon import classifier_builder
 
