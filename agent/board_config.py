@@ -62,6 +62,13 @@ class SensorConfig(Section):
     altitude_m: float | None = setting(
         None, f"{ALTITUDE.description} ({_takers('altitude_m')})", example=250
     )
+    interval_s: float | None = setting(
+        None,
+        "read this sensor at most this often, in seconds (a slow or power-hungry chip); between"
+        " two reads its telemetry carries the last sample and its age_s",
+        auto="[schedule] sensor_interval_s",
+        gt=0,
+    )
 
     @model_validator(mode="before")
     @classmethod

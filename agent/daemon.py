@@ -172,6 +172,9 @@ class Agent:
             self.board.sensors,
             self.board.sensor_info,
             interval_s=config.schedule.sensor_interval_s,
+            intervals={
+                s.name: s.interval_s for s in config.board.sensors if s.interval_s is not None
+            },
             clock=self.board.clock,
         )
         self.takers = {

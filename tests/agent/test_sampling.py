@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from agent.board import Board, open_board
-from agent.config import parse_config
+from agent.config import ConfigError, parse_config
+from agent.daemon import build_agent
 from agent.sampling import RoundResult, Sampler
 from hil.board import SimBoard
 from hil.clock import SimClock
@@ -170,3 +172,29 @@ def test_an_i2c_timeout_is_not_asked_again(board: Board) -> None:
     sim(board).faults("sht41").timeout = True
     [result] = rounds(board, sampler, ROUND_S)
     assert "sht41" in result.faults
+
+
+def test_configured_intervals_reach_the_agents_sampler(tmp_path: Path) -> None:
+    config = parse_config(
+        '[board]\nkind = "sim"\n'
+        '[[board.sensors]]\nname = "duct"\nchip = "bme280"\ninterval_s = 60\n'
+        '[[board.sensors]]\nname = "co2"\nchip = "scd4x"\n'
+        f'[schedule]\nsensor_interval_s = 0.5\n[storage]\ndir = "{tmp_path}"\n'
+        '[vision]\nbackend = "off"\n',
+        env={},
+    )
+    agent = build_agent(config)
+    try:
+        intervals = {name: s.interval_s for name, s in agent.sampler.state.items()}
+        assert intervals == {"duct": 60.0, "co2": 0.5}, "the round's interval by default"
+    finally:
+        agent.shutdown(flush_timeout_s=0.0)
+
+
+def test_an_interval_must_be_positive() -> None:
+    with pytest.raises(ConfigError, match=r"board\.sensors\[0\]\.interval_s"):
+        parse_config(
+            '[board]\nkind = "sim"\n'
+            '[[board.sensors]]\nname = "d"\nchip = "bme280"\ninterval_s = 0\n',
+            env={},
+        )
