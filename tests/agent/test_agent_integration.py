@@ -314,10 +314,14 @@ def test_topics_and_payload_schema_with_the_shipped_model(
 
     verdict = docs(messages, "vision/upstream")[0]
     assert verdict["camera"] == "upstream"
-    assert verdict["label"] in manifest["labels"]
+    # a rendered duct passes the quality gate; the calibrated model decides or says uncertain
+    assert verdict["label"] in (*manifest["labels"], "uncertain")
     assert 0.5 <= verdict["confidence"] <= 1.0
     assert 0.0 <= verdict["dirty_probability"] <= 1.0
-    assert (verdict["label"] == "dirty") == (verdict["dirty_probability"] >= 0.5)
+    if verdict["label"] == "uncertain":
+        assert verdict["reason"]
+    else:
+        assert (verdict["label"] == "dirty") == (verdict["dirty_probability"] >= 0.5)
     assert verdict["backend"] == "onnx" and verdict["decided_by"] == "onnx"
     assert isinstance(verdict["model"], str) and verdict["model"]
     assert verdict["latency_ms"] > 0
