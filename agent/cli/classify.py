@@ -49,6 +49,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="cascade: dirty probabilities in [LOW, HIGH] go to the cloud (default %(default)s)",
     )
     p.add_argument("--retry-dir", type=Path, help="keep snapshots the cloud could not take here")
+    p.add_argument(
+        "--no-quality-gate",
+        action="store_true",
+        help="classify even pictures the image-quality gate would call unusable",
+    )
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
     p.set_defaults(func=run)
 
@@ -63,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
             threads=args.threads,
             uncertain_low=args.band[0],
             uncertain_high=args.band[1],
+            quality_gate=not args.no_quality_gate,
             rekognition=RekognitionSettings(
                 project_version_arn=args.arn,
                 region=args.region or None,

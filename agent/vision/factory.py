@@ -32,11 +32,12 @@ def build_classifier(vision: VisionConfig, *, retry_dir: Path | None = None) -> 
 
     The model's manifest must sit next to it. Snapshots the cloud could not take wait in
     ``retry_dir`` (no queue when None). Whatever the backend, the image-quality gate
-    (:mod:`agent.vision.quality`) comes first: an unusable picture reaches no model.
+    (:mod:`agent.vision.quality`) comes first unless ``vision.quality_gate`` is off: an unusable
+    picture reaches no model.
     """
     classifier = _backend(vision, retry_dir)
-    if classifier is None:
-        return None
+    if classifier is None or not vision.quality_gate:
+        return classifier
     from agent.vision.quality import QualityGatedClassifier
 
     return QualityGatedClassifier(classifier)

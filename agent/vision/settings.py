@@ -107,6 +107,11 @@ class VisionConfig(Section):
     uncertain_high: float = setting(
         0.65, "dirty probability below which a verdict is uncertain", ge=0, le=1
     )
+    quality_gate: bool = setting(
+        True,
+        "check each picture before any model: too dark, over-exposed, lens covered or fogged,"
+        " out of focus give the verdict unusable",
+    )
     rekognition: RekognitionSettings = setting(
         default_factory=RekognitionSettings, description="[vision.rekognition]"
     )

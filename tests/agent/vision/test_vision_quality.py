@@ -3,6 +3,7 @@ unusable with the right reason, and an unusable picture never reaches a backend.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
@@ -125,3 +126,20 @@ def test_gate_stops_unusable_pictures_before_the_backend(
     assert gate.classify_file(good).label == "dirty"
     assert gate.classify(ducts[2]).label == "dirty"
     assert inner.calls == 2
+
+
+def test_gate_can_be_switched_off(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """[vision] quality_gate = false / classify --no-quality-gate: the model answers anyway."""
+    from agent.cli import main as remotair
+    from agent.vision.factory import VisionConfig, build_classifier
+    from agent.vision.onnx_backend import OnnxClassifier
+
+    off = VisionConfig(backend="onnx", threads=1, quality_gate=False)
+    assert isinstance(build_classifier(off), OnnxClassifier)
+    flat = tmp_path / "flat.jpg"
+    cv2.imwrite(str(flat), np.full((240, 320, 3), 120, np.uint8))
+    assert remotair(["classify", str(flat), "--json", "--no-quality-gate"]) == 0
+    assert json.loads(capsys.readouterr().out)["verdicts"][0]["label"] != "unusable"
+    assert remotair(["classify", str(flat), "--json"]) == 0
+    verdict = json.loads(capsys.readouterr().out)["verdicts"][0]
+    assert (verdict["label"], verdict["decided_by"]) == ("unusable", "quality-gate")
