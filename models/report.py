@@ -11,7 +11,9 @@ and writes:
 - ``OUT/report.json``: the metrics, the seeds, a fingerprint of the regenerated images, the
   library versions and the machine;
 - ``OUT/model_card_metrics.md``: the markdown block the model card quotes;
-- with ``--write``: the metrics into the model's manifest (the hash covers the model file only);
+- with ``--write``: the metrics into the model's manifest (the sha256 covers the model file only,
+  but the Ed25519 signature covers the whole manifest: ``--sign-key KEY`` signs it again, else the
+  command says that the signature is now stale and how to renew it);
 - with ``--card FILE``: the block into FILE between ``<!-- report:begin -->`` and
   ``<!-- report:end -->``.
 
@@ -308,12 +310,24 @@ def run_report(
     return report
 
 
-def write_to_manifest(model: Path, report: dict[str, Any]) -> None:
-    """Merge the report's metrics into the manifest (keys it does not measure are kept)."""
+def write_to_manifest(model: Path, report: dict[str, Any], sign_key: Path | None = None) -> bool:
+    """Merge the report's metrics into the manifest, every other key kept as it is.
+
+    Signs the manifest again with ``sign_key``; returns True when a signature went stale
+    (the manifest was signed and no key was given).
+    """
+    from agent.models.signing import (
+        load_private_key,
+        read_manifest_json,
+        sign_manifest,
+        write_manifest_json,
+    )
+
     path = manifest_path_for(model)
-    manifest = load_manifest(path)
-    metrics = {
-        **manifest.metrics,
+    load_manifest(path)  # refuse an invalid manifest before touching it
+    data = read_manifest_json(path)
+    data["metrics"] = {
+        **data.get("metrics", {}),
         **report["metrics"],
         "reproduce": {
             "command": report["command"],
@@ -324,7 +338,11 @@ def write_to_manifest(model: Path, report: dict[str, Any]) -> None:
             "environment": report["environment"],
         },
     }
-    write_manifest(replace(manifest, metrics=metrics), path)
+    was_signed = "signature" in data
+    if sign_key is not None:
+        data = sign_manifest(data, load_private_key(sign_key))
+    write_manifest_json(data, path)
+    return was_signed and sign_key is None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -337,6 +355,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--write", action="store_true", help="record the metrics in the manifest")
     parser.add_argument("--card", type=Path, help="model card whose report block to replace")
+    parser.add_argument(
+        "--sign-key", type=Path, help="with --write: sign the manifest again with this key"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     command = " ".join([parser.prog, *(argv if argv is not None else sys.argv[1:])])
@@ -353,8 +374,12 @@ def _main(args: argparse.Namespace, command: str) -> int:
         threads=args.threads,
         command=command,
     )
-    if args.write:
-        write_to_manifest(args.model, report)
+    if args.write and write_to_manifest(args.model, report, args.sign_key):
+        print(
+            f"{args.model}: metrics written, the manifest's signature is now stale: "
+            f"remotair model sign {args.model} --key KEY --version N (or --sign-key KEY)",
+            file=sys.stderr,
+        )
     if args.card:
         replace_card_block(args.card, card_block(report))
     print(json.dumps({k: report[k] for k in ("metrics", "data_sha256", "seconds")}, indent=2))

@@ -4,18 +4,27 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from agent.models.signing import (
+    TrustedKeys,
+    dev_public_key_path,
+    read_manifest_json,
+    verify_release,
+)
 from agent.vision.factory import shipped_model_path
-from agent.vision.manifest import load_manifest, manifest_path_for
+from agent.vision.manifest import load_manifest, manifest_path_for, sha256_file
 from models.dataset import SPLIT_SEED_BASE
 from models.evaluate import evaluate
 from models.folders import list_samples
 from models.report import CARD_BEGIN, CARD_END, main, regenerate
 
 pytestmark = pytest.mark.slow
+
+DEV_PRIVATE_KEY = shipped_model_path().parent / "DEV-ONLY-signing.key"
 
 CELL_TOLERANCE = 2
 """Images a confusion cell of the slice may differ by: another libjpeg or OpenCV build may round
@@ -42,7 +51,9 @@ def test_shipped_manifest_metrics_reproduce_on_a_regenerated_slice(tmp_path: Pat
     assert abs(measured["accuracy"] - full) <= ACCURACY_TOLERANCE
 
 
-def test_report_writes_metrics_manifest_and_card_block(tmp_path: Path) -> None:
+def test_report_writes_metrics_manifest_and_card_block(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     model = tmp_path / "model" / shipped_model_path().name
     model.parent.mkdir()
     shutil.copyfile(shipped_model_path(), model)
@@ -62,6 +73,12 @@ def test_report_writes_metrics_manifest_and_card_block(tmp_path: Path) -> None:
         str(card),
     ]
     assert main(argv) == 0
+    assert "signature is now stale: remotair model sign" in capsys.readouterr().err
+    raw = read_manifest_json(manifest_path_for(model))
+    shipped = read_manifest_json(manifest_path_for(shipped_model_path()))
+    assert {k: v for k, v in raw.items() if k != "metrics"} == {
+        k: v for k, v in shipped.items() if k != "metrics"
+    }  # release, reference images, calibration... all kept
 
     report = json.loads((out / "report.json").read_text())
     metrics = report["metrics"]
@@ -76,6 +93,14 @@ def test_report_writes_metrics_manifest_and_card_block(tmp_path: Path) -> None:
     assert written.metrics["int8"] == metrics["int8"]
     assert written.metrics["reproduce"]["slice"]["images"] == 6
     assert written.sha256 == load_manifest(manifest_path_for(shipped_model_path())).sha256
+
+    assert main([*argv, "--sign-key", str(DEV_PRIVATE_KEY)]) == 0
+    verify_release(
+        read_manifest_json(manifest_path_for(model)),
+        TrustedKeys.load([dev_public_key_path()]),
+        now=datetime.now(UTC),
+        file_sha256=sha256_file(model),
+    )
 
     text = card.read_text()
     assert "old figures" not in text and text.endswith(f"{CARD_END}\n\nrest\n")
