@@ -164,6 +164,13 @@ CAMERA_EXAMPLES = (
 )
 
 
+UNSTATED_KIND = (
+    '[board] kind is not set: say which board this is, kind = "pi" (the chips listed in'
+    ' [[board.sensors]]) or kind = "sim" (the simulated board: made-up readings marked "sim": true)'
+)
+"""Why a configuration file that does not name its board is refused (see ``kind_stated``)."""
+
+
 class BoardConfig(Section):
     """Which board: the built-in simulated one, or a Raspberry Pi with its chips and cameras."""
 
@@ -179,6 +186,15 @@ class BoardConfig(Section):
     cameras: tuple[CameraConfig, ...] = setting(
         (), "[[board.cameras]] tables", example=CAMERA_EXAMPLES, strict=False
     )
+
+    @property
+    def kind_stated(self) -> bool:
+        """The configuration says which board it is for (``kind`` written, not defaulted).
+
+        ``remotair run`` and ``config check`` refuse a file that does not: a service must never
+        publish simulated readings because nobody said otherwise.
+        """
+        return "kind" in self.model_fields_set
 
     @property
     def is_builtin_sim(self) -> bool:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from agent.board_config import UNSTATED_KIND
 from agent.config import (
     DEFAULT_CONFIG_PATH,
     Config,
@@ -85,6 +86,8 @@ def _check(args: argparse.Namespace) -> int:
     path: Path = args.file
     try:
         config = load_config(path)
+        if not config.board.kind_stated:  # `remotair run` refuses it: so does the check
+            raise ConfigError([f"{path}: {UNSTATED_KIND}"])
     except ConfigError as exc:
         if args.json:
             print(json.dumps({"file": str(path), "ok": False, "errors": list(exc.errors)}))

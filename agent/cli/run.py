@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from agent.board_config import UNSTATED_KIND
 from agent.cli.options import add_board_arguments, config_path, load
+from agent.config import ConfigError
 from agent.logging_setup import configure_logging
 
 
@@ -24,5 +26,8 @@ def run(args: argparse.Namespace) -> int:
     from agent.daemon import run_agent
 
     config = load(args)
+    path = config_path(args)
+    if path is not None and not args.sim and not config.board.kind_stated:
+        raise ConfigError([f"{path}: {UNSTATED_KIND}"])
     configure_logging(config.logging.level, debug=args.debug)
-    return run_agent(config, config_file=config_path(args), simulate=args.sim)
+    return run_agent(config, config_file=path, simulate=args.sim)

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 import models
 from agent.alarms import AlarmsConfig
 from agent.cli import config as config_cli
+from agent.cli import run as run_command
 from agent.config import (
     Config,
     ConfigError,
@@ -700,6 +701,22 @@ def test_cli_check_reports_every_error_with_exit_code_2(
     assert run_cli(["config", "check", "--json", str(path)]) == ExitCode.USAGE
     result = json.loads(capsys.readouterr().out)
     assert result["ok"] is False and len(result["errors"]) == 2
+
+
+def test_a_file_that_does_not_name_its_board_fails_the_check_and_is_not_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text('[device]\nid = "duct-7"\n[board]\ni2c_bus = 1\n')
+    assert run_cli(["config", "check", str(path)]) == ExitCode.USAGE
+    [error, count] = capsys.readouterr().err.splitlines()
+    assert error.startswith(f"{path}: [board] kind is not set: ")
+    assert 'kind = "pi"' in error and 'kind = "sim"' in error and count == f"{path}: 1 error"
+    parser = argparse.ArgumentParser(prog="remotair")
+    run_command.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["run", "--config", str(path)])
+    with pytest.raises(ConfigError, match=r"\[board\] kind is not set"):
+        args.func(args)  # refused before anything starts: no simulated board by default
 
 
 def test_cli_example_and_reference(capsys: pytest.CaptureFixture[str]) -> None:

@@ -83,9 +83,13 @@ backend = "off"
 
 
 def status_json(config: Path) -> dict[str, Any] | None:
+    """The running agent's status; None while it does not answer (not up yet, or a busy
+    machine made the 3 s answer timeout: status then prints nothing on stdout)."""
     done = cli("status", "--config", config, "--json")
+    if done.returncode != 0:
+        return None
     doc: dict[str, Any] = json.loads(done.stdout)
-    return doc if done.returncode == 0 else None
+    return doc
 
 
 class RunningAgent:
@@ -254,7 +258,7 @@ def test_an_unplugged_sensor_is_named_by_status_alarms_and_doctor(agent: Running
     finally:
         assert cli("sim", "plug", "scd41", "--config", agent.config).returncode == 0
     wait_until(
-        lambda: (status_json(agent.config) or {})["sensors"]["scd41"]["ok"],
+        lambda: (status_json(agent.config) or {}).get("sensors", {}).get("scd41", {}).get("ok"),
         10,
         "scd41 to come back",
         poll_s=CLI_POLL_S,
