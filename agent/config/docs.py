@@ -91,6 +91,8 @@ def _type_name(tp: Any) -> str:
         return "array of tables"
     if origin is dict:
         return f"table of {_type_name(args[1])}"
+    if origin is list:
+        return f"array of {_type_name(args[0])}s"
     if _is_model(tp):
         return "table"
     names = {bool: "boolean", int: "integer", float: "number", str: "string", Path: "path"}

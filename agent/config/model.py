@@ -13,6 +13,7 @@ from agent.board_config import BoardConfig
 from agent.config_base import Problem, Section, TopicLevel, setting
 from agent.control import ControlConfig
 from agent.logging_setup import LoggingConfig
+from agent.models.config import ModelsConfig
 from agent.mqtt.settings import MqttSettings
 from agent.scheduler import ScheduleConfig
 from agent.storage import StorageConfig
@@ -44,6 +45,7 @@ class Config(Section):
     schedule: ScheduleConfig = setting(default_factory=ScheduleConfig, description="[schedule]")
     storage: StorageConfig = setting(default_factory=StorageConfig, description="[storage]")
     vision: VisionConfig = setting(default_factory=VisionConfig, description="[vision]")
+    models: ModelsConfig = setting(default_factory=ModelsConfig, description="[models]")
     alarms: AlarmsConfig = setting(default_factory=AlarmsConfig, description="[alarms]")
     control: ControlConfig = setting(default_factory=ControlConfig, description="[control]")
     logging: LoggingConfig = setting(default_factory=LoggingConfig, description="[logging]")

@@ -23,6 +23,12 @@ from typing import Any
 
 from agent import __version__ as AGENT_VERSION
 from agent.models import ModelRolloutError, StoreError, VerificationError
+from agent.models.config import (
+    DEFAULT_DOWNLOAD_DEADLINE_S,
+    DEFAULT_DOWNLOAD_TIMEOUT_S,
+    DEFAULT_LATENCY_BUDGET_MS,
+    DEFAULT_MAX_MODEL_MB,
+)
 from agent.models.download import DownloadLimits, check_free_space, download
 from agent.models.reference import ReferenceCheckError, ReferenceReport, check_reference
 from agent.models.release import Release
@@ -34,7 +40,6 @@ from agent.vision.manifest import sha256_file
 log = logging.getLogger(__name__)
 
 DOWNLOADS = ".downloads"
-DEFAULT_MAX_MODEL_BYTES = 256 * 1024 * 1024
 
 
 class InstallState(enum.StrEnum):
@@ -51,10 +56,10 @@ class InstallPolicy:
     """What a board accepts, from the ``[models]`` config section."""
 
     trusted: TrustedKeys
-    latency_budget_ms: float = 2000.0
-    download_timeout_s: float = 30.0
-    download_deadline_s: float = 900.0
-    max_model_bytes: int = DEFAULT_MAX_MODEL_BYTES
+    latency_budget_ms: float = DEFAULT_LATENCY_BUDGET_MS
+    download_timeout_s: float = DEFAULT_DOWNLOAD_TIMEOUT_S
+    download_deadline_s: float = DEFAULT_DOWNLOAD_DEADLINE_S
+    max_model_bytes: int = int(DEFAULT_MAX_MODEL_MB * 1024 * 1024)
     """The cap for a manifest that does not state its file's size."""
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent.models.config import DEFAULT_PROBATION_FAILURES, DEFAULT_PROBATION_VERDICTS
 from agent.models.store import write_json_durably
 
 log = logging.getLogger(__name__)
@@ -25,9 +26,9 @@ PROBATION = "probation.json"
 
 @dataclass(frozen=True, slots=True)
 class ProbationPolicy:
-    verdicts_to_commit: int = 5
+    verdicts_to_commit: int = DEFAULT_PROBATION_VERDICTS
     """Successful classifications after which the switch is final."""
-    failures_to_rollback: int = 3
+    failures_to_rollback: int = DEFAULT_PROBATION_FAILURES
     """Classifications failing in a row that send the board back to the previous model."""
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from agent import __version__ as AGENT_VERSION
 from agent.models import ModelRolloutError, StoreError
+from agent.models.config import DEFAULT_KEEP
 from agent.models.install import (
     InstallPolicy,
     InstallReport,
@@ -113,7 +114,7 @@ class ModelSettings:
     fallback_model: Path
     """The configured model, run while the store has no active one."""
     install: InstallPolicy
-    keep: int = 3
+    keep: int = DEFAULT_KEEP
     probation: ProbationPolicy = field(default_factory=ProbationPolicy)
 
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.models import StoreError, VerificationError
+from agent.models.config import DEFAULT_KEEP
 from agent.models.signing import read_manifest_json
 
 logger = logging.getLogger(__name__)
@@ -40,7 +41,6 @@ POINTERS = "pointers.json"
 LOCK = ".lock"
 INCOMING = ".incoming-"
 TRASH = ".trash-"
-DEFAULT_KEEP = 3
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _CHUNK = 1 << 20
 

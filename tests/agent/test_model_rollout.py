@@ -9,11 +9,28 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import cv2
+import numpy as np
+import onnx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from agent.cli.model.signing import sign_model
+from agent.models.reference import reference_block
+from agent.models.signing import (
+    dev_public_key_path,
+    generate_keypair,
+    load_private_key,
+    sign_manifest,
+)
+from agent.vision.factory import shipped_model_path
+from agent.vision.onnx_backend import OnnxClassifier
+from hil.model_server import ModelServer
 from tests.agent.models.conftest import shipped_manifest
 from tests.agent.models.tiny_onnx import write_tiny_model
 from tests.agent.test_agent_integration import (
@@ -177,4 +194,181 @@ def remotair(*args: str | Path) -> subprocess.CompletedProcess[str]:
         timeout=60,
         check=False,
         cwd=Path(__file__).resolve().parents[2],
+    )
+
+
+# -- signed installs over MQTT (a board that trusts a key) ----------------------------------------
+
+
+@dataclass
+class Fleet:
+    """A signing key, a release folder served over loopback HTTP, and a board config trusting
+    the key (and the dev key that signed the shipped model)."""
+
+    root: Path
+    key: Ed25519PrivateKey
+    public: Path
+    served: Path
+
+    def config(self, port: int, *, snapshot_s: float = 3600.0, models: str = "") -> Path:
+        path = self.root / "agent.toml"
+        text = config_text(
+            self.root / "state", port, vision=ONNX, snapshot_s=snapshot_s, sensor_s=0.5
+        )
+        keys = f'["{self.public}", "{dev_public_key_path()}"]'
+        path.write_text(f"{text}\n[models]\ntrusted_keys = {keys}\n{models}")
+        return path
+
+    def shipped_variant(self, version: int) -> dict[str, Any]:
+        """The shipped model with another doc string (another sha256), signed as ``version``."""
+        folder = self.served / f"v{version}"
+        folder.mkdir()
+        shipped = shipped_model_path()
+        model = onnx.load(str(shipped))
+        model.doc_string = f"variant {version}"
+        target = folder / shipped.name
+        onnx.save(model, str(target))
+        manifest = json.loads(shipped.with_suffix(".json").read_text())
+        manifest["sha256"] = hashlib.sha256(target.read_bytes()).hexdigest()
+        target.with_suffix(".json").write_text(json.dumps(manifest))
+        return sign_model(target, self.key, version=version, now=datetime.now(UTC))
+
+    def tiny(self, mode: str, version: int) -> dict[str, Any]:
+        """A tiny model whose reference image is white (``nan_on_dark`` passes it)."""
+        folder = self.served / f"v{version}"
+        model = write_model_release(folder, mode)
+        manifest = json.loads(model.with_suffix(".json").read_text())
+        classifier = OnnxClassifier(model, threads=1)
+        ok, white = cv2.imencode(".jpg", np.full((144, 192, 3), 255, np.uint8))
+        assert ok
+        manifest["reference"] = reference_block(classifier, [("white", bytes(white.tobytes()))])
+        classifier.close()
+        manifest |= {"model_version": version, "size_bytes": model.stat().st_size}
+        return sign_manifest(manifest, self.key)
+
+    def url(self, server: ModelServer, manifest: dict[str, Any]) -> str:
+        folder = f"v{manifest['model_version']}"
+        return server.url(f"{folder}/{manifest['model_file']}")
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Fleet:
+    _, public = generate_keypair(tmp_path / "keys")
+    served = tmp_path / "served"
+    served.mkdir()
+    return Fleet(tmp_path, load_private_key(tmp_path / "keys" / "signing.key"), public, served)
+
+
+def model_states(messages: list[Received], request_id: str) -> list[str]:
+    return [d["state"] for d in docs(messages, "model") if d.get("id") == request_id]
+
+
+def test_install_over_mqtt_from_a_loopback_server(
+    fleet: Fleet,
+    mosquitto: Mosquitto,
+    subscribe: Callable[..., Subscriber],
+    processes: list[AgentProcess],
+) -> None:
+    watcher = subscribe(mosquitto, f"{ROOT_TOPIC}/#")
+    config = fleet.config(mosquitto.port)
+    agent = spawn_agent(config, fleet.root / "agent.log")
+    processes.append(agent)
+    watcher.wait_for(has("status", state="online"), timeout=30)
+    manifest = fleet.shipped_variant(2)
+    with ModelServer(fleet.served) as server:
+        publish_command(
+            mosquitto,
+            "model_install",
+            {"id": "roll-2", "manifest": manifest, "url": fleet.url(server, manifest)},
+        )
+        messages = watcher.wait_for(answered("model_install", "roll-2"), timeout=60)
+    answer = result(messages, "model_install", "roll-2")
+    assert answer is not None and answer["ok"], answer
+    assert answer["result"]["state"] == "active" and answer["result"]["model_version"] == 2
+    states = model_states(messages, "roll-2")
+    assert states[0] == "verifying" and states[-3:] == ["verifying", "testing", "active"]
+    assert "downloading" in states
+    late = subscribe(mosquitto, f"{ROOT_TOPIC}/model")  # retained: a dashboard joining later
+    retained = late.wait_for(lambda ms: bool(ms), timeout=10)
+    assert json.loads(retained[-1].payload)["state"] == "active"
+
+    status = remotair("status", "--config", config)
+    assert status.returncode == 0, status.stderr
+    signer = manifest["signature"]["key_id"]
+    assert f"version 2, signed by {signer}, from the store" in status.stdout
+    assert "install:  roll-2 active (version 2)" in status.stdout
+
+    # The same release again is a downgrade (not newer than the active one), refused in one line.
+    with ModelServer(fleet.served) as server:
+        publish_command(
+            mosquitto,
+            "model_install",
+            {"id": "roll-2b", "manifest": manifest, "url": fleet.url(server, manifest)},
+        )
+        messages = watcher.wait_for(answered("model_install", "roll-2b"), timeout=30)
+    again = result(messages, "model_install", "roll-2b")
+    assert again is not None and again["error"].startswith("downgrade: version 2 is not newer")
+
+
+def test_a_model_failing_after_the_switch_is_rolled_back_by_itself(
+    fleet: Fleet,
+    mosquitto: Mosquitto,
+    subscribe: Callable[..., Subscriber],
+    processes: list[AgentProcess],
+) -> None:
+    watcher = subscribe(mosquitto, f"{ROOT_TOPIC}/#")
+    config = fleet.config(mosquitto.port, snapshot_s=1.0, models="probation_failures = 2\n")
+    agent = spawn_agent(config, fleet.root / "agent.log")
+    processes.append(agent)
+    watcher.wait_for(has("status", state="online"), timeout=30)
+    manifest = fleet.tiny("nan_on_dark", 2)
+    with ModelServer(fleet.served) as server:
+        publish_command(
+            mosquitto,
+            "model_install",
+            {"id": "bad-2", "manifest": manifest, "url": fleet.url(server, manifest)},
+        )
+        watcher.wait_for(answered("model_install", "bad-2"), timeout=60)
+    messages = watcher.wait_for(has("model", state="rolled back", id="bad-2"), timeout=60)
+    rolled = [d for d in docs(messages, "model") if d["state"] == "rolled back"][-1]
+    assert rolled["rolled_back"] == manifest["sha256"]
+    assert "classifications failed in a row" in rolled["reason"]
+    watcher.wait_for(
+        lambda ms: str(docs(ms, "status")[-1].get("model")).startswith("visual_clean"),
+        timeout=20,
+    )
+    assert agent.process.poll() is None
+
+
+def test_sigkill_during_probation_rolls_back_at_restart(
+    fleet: Fleet,
+    mosquitto: Mosquitto,
+    subscribe: Callable[..., Subscriber],
+    processes: list[AgentProcess],
+) -> None:
+    watcher = subscribe(mosquitto, f"{ROOT_TOPIC}/#")
+    config = fleet.config(mosquitto.port, models="probation_verdicts = 1000\n")
+    first = spawn_agent(config, fleet.root / "first.log")
+    processes.append(first)
+    watcher.wait_for(has("status", state="online"), timeout=30)
+    manifest = fleet.tiny("constant", 2)
+    with ModelServer(fleet.served) as server:
+        publish_command(
+            mosquitto,
+            "model_install",
+            {"id": "new-2", "manifest": manifest, "url": fleet.url(server, manifest)},
+        )
+        messages = watcher.wait_for(answered("model_install", "new-2"), timeout=60)
+    assert (result(messages, "model_install", "new-2") or {}).get("ok")
+    first.process.send_signal(signal.SIGKILL)  # as a crash inside the runtime would
+    assert first.process.wait(timeout=10) == -signal.SIGKILL
+
+    second = spawn_agent(config, fleet.root / "second.log")
+    processes.append(second)
+    messages = watcher.wait_for(has("model", state="rolled back", id="new-2"), timeout=60)
+    rolled = [d for d in docs(messages, "model") if d["state"] == "rolled back"][-1]
+    assert "stopped unexpectedly" in rolled["reason"]
+    watcher.wait_for(
+        lambda ms: str(docs(ms, "status")[-1].get("model")).startswith("visual_clean"),
+        timeout=30,
     )
