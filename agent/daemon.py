@@ -378,7 +378,7 @@ class Agent:
             self._reload_requested.clear()
             try:
                 self.reload()
-            except CommandError as exc:  # already logged in one line by the reload
+            except (CommandError, RemotairError) as exc:  # one line; the running config stays
                 log.error("SIGHUP reload refused: %s", exc)
         self.dispatch.flush()
         stats = self.outbox.stats()
