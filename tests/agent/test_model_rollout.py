@@ -57,8 +57,33 @@ def result(messages: list[Received], command: str, request_id: str) -> dict[str,
     return found[-1] if found else None
 
 
-def answered(command: str, request_id: str) -> Callable[[list[Received]], bool]:
-    return lambda messages: result(messages, command, request_id) is not None
+def ask(
+    broker: Mosquitto, watcher: Subscriber, command: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    """Publish ``cmd/<command>`` and return its result (the one with the body's id)."""
+    publish_command(broker, command, body)
+    messages = watcher.wait_for(lambda ms: result(ms, command, body["id"]) is not None, timeout=60)
+    answer = result(messages, command, body["id"])
+    assert answer is not None
+    return answer
+
+
+def install(
+    broker: Mosquitto, watcher: Subscriber, request_id: str, manifest: dict[str, Any], url: str
+) -> dict[str, Any]:
+    return ask(
+        broker, watcher, "model_install", {"id": request_id, "manifest": manifest, "url": url}
+    )
+
+
+def start_agent(
+    config: Path, log: Path, processes: list[AgentProcess], watcher: Subscriber
+) -> AgentProcess:
+    """``remotair run`` on ``config``, once its online status has arrived."""
+    agent = spawn_agent(config, log)
+    processes.append(agent)
+    watcher.wait_for(has("status", state="online"), timeout=30)
+    return agent
 
 
 @pytest.fixture
@@ -81,35 +106,26 @@ def test_reload_applies_a_good_config_and_refuses_a_bad_one(
     config = tmp_path / "agent.toml"
     good = config_text(tmp_path / "state", mosquitto.port, vision=ONNX)
     config.write_text(good)
-    agent = spawn_agent(config, tmp_path / "agent.log")
-    processes.append(agent)
-    watcher.wait_for(has("status", state="online"), timeout=30)
+    agent = start_agent(config, tmp_path / "agent.log", processes, watcher)
 
-    publish_command(mosquitto, "reload", {"id": "re-1"})
-    messages = watcher.wait_for(answered("reload", "re-1"), timeout=20)
-    first = result(messages, "reload", "re-1")
-    assert first is not None and first["ok"], first
+    first = ask(mosquitto, watcher, "reload", {"id": "re-1"})
+    assert first["ok"], first
     assert first["result"]["model"].startswith("visual_clean_resnet18_int8@")
     assert first["result"]["restart_needed"] == []
 
     config.write_text(good.replace("sensor_interval_s = 0.2", "sensor_interval_s = 0.3"))
-    publish_command(mosquitto, "reload", {"id": "re-2"})
-    messages = watcher.wait_for(answered("reload", "re-2"), timeout=20)
-    second = result(messages, "reload", "re-2")
-    assert second is not None and second["result"]["restart_needed"] == ["schedule"]
+    second = ask(mosquitto, watcher, "reload", {"id": "re-2"})
+    assert second["result"]["restart_needed"] == ["schedule"]
 
     config.write_text(good.replace("[schedule]", "[schedule]\nsensor_intervall_s = 1"))
     agent.process.send_signal(signal.SIGHUP)
     wait_until(lambda: "SIGHUP reload refused" in agent.log_text(), 20, "SIGHUP refused")
-    publish_command(mosquitto, "reload", {"id": "re-3"})
-    messages = watcher.wait_for(answered("reload", "re-3"), timeout=20)
-    refused = result(messages, "reload", "re-3")
-    assert refused is not None and refused["ok"] is False
+    refused = ask(mosquitto, watcher, "reload", {"id": "re-3"})
+    assert refused["ok"] is False
     assert refused["error"].startswith("config refused, the running one is kept: ")
     assert "sensor_intervall_s" in refused["error"] and "\n" not in refused["error"]
     assert agent.process.poll() is None  # still running, on the old config
-    publish_command(mosquitto, "ping", {"id": "alive"})
-    watcher.wait_for(answered("ping", "alive"), timeout=20)
+    assert ask(mosquitto, watcher, "ping", {"id": "alive"})["ok"]
     assert "Traceback" not in agent.log_text()
 
 
@@ -122,27 +138,24 @@ def test_remote_install_without_trusted_keys_is_refused_and_said_so(
     watcher = subscribe(mosquitto, f"{ROOT_TOPIC}/#")
     config = tmp_path / "agent.toml"
     config.write_text(config_text(tmp_path / "state", mosquitto.port, vision=ONNX))
-    agent = spawn_agent(config, tmp_path / "agent.log")
-    processes.append(agent)
-    watcher.wait_for(has("status", state="online"), timeout=30)
+    start_agent(config, tmp_path / "agent.log", processes, watcher)
     manifest = json.loads(
         (Path(__file__).parents[2] / "models" / "visual_clean_resnet18_int8.json").read_text()
     )
-    publish_command(
-        mosquitto, "model_install", {"id": "in-1", "manifest": manifest, "url": "file:///nowhere"}
+    answer = ask(
+        mosquitto,
+        watcher,
+        "model_install",
+        {"id": "in-1", "manifest": manifest, "url": "file:///nowhere"},
     )
-    messages = watcher.wait_for(answered("model_install", "in-1"), timeout=20)
-    answer = result(messages, "model_install", "in-1")
-    assert answer is not None and answer["ok"] is False
+    assert answer["ok"] is False
     assert answer["error"].startswith("no trusted keys: ")
     state = watcher.wait_for(has("model", state="failed", id="in-1"), timeout=10)
     retained = [m for m in state if m.topic == f"{ROOT_TOPIC}/model"]
     assert retained and json.loads(retained[-1].payload)["check"] == "no trusted keys"
 
-    publish_command(mosquitto, "model_rollback", {"id": "rb-1"})
-    messages = watcher.wait_for(answered("model_rollback", "rb-1"), timeout=20)
-    rollback = result(messages, "model_rollback", "rb-1")
-    assert rollback is not None and rollback["error"] == "store: no previous model to roll back to"
+    rollback = ask(mosquitto, watcher, "model_rollback", {"id": "rb-1"})
+    assert rollback["error"] == "store: no previous model to roll back to"
 
 
 def test_model_use_and_rollback_switch_the_running_agent(
@@ -154,9 +167,7 @@ def test_model_use_and_rollback_switch_the_running_agent(
     watcher = subscribe(mosquitto, f"{ROOT_TOPIC}/#")
     config = tmp_path / "agent.toml"
     config.write_text(config_text(tmp_path / "state", mosquitto.port, vision=ONNX))
-    agent = spawn_agent(config, tmp_path / "agent.log")
-    processes.append(agent)
-    watcher.wait_for(has("status", state="online"), timeout=30)
+    start_agent(config, tmp_path / "agent.log", processes, watcher)
     model = write_model_release(tmp_path / "release", "constant")
 
     used = remotair("model", "use", model, "--config", config)
@@ -271,21 +282,13 @@ def test_install_over_mqtt_from_a_loopback_server(
 ) -> None:
     watcher = subscribe(mosquitto, f"{ROOT_TOPIC}/#")
     config = fleet.config(mosquitto.port)
-    agent = spawn_agent(config, fleet.root / "agent.log")
-    processes.append(agent)
-    watcher.wait_for(has("status", state="online"), timeout=30)
+    start_agent(config, fleet.root / "agent.log", processes, watcher)
     manifest = fleet.shipped_variant(2)
     with ModelServer(fleet.served) as server:
-        publish_command(
-            mosquitto,
-            "model_install",
-            {"id": "roll-2", "manifest": manifest, "url": fleet.url(server, manifest)},
-        )
-        messages = watcher.wait_for(answered("model_install", "roll-2"), timeout=60)
-    answer = result(messages, "model_install", "roll-2")
-    assert answer is not None and answer["ok"], answer
+        answer = install(mosquitto, watcher, "roll-2", manifest, fleet.url(server, manifest))
+    assert answer["ok"], answer
     assert answer["result"]["state"] == "active" and answer["result"]["model_version"] == 2
-    states = model_states(messages, "roll-2")
+    states = model_states(watcher.snapshot(), "roll-2")
     assert states[0] == "verifying" and states[-3:] == ["verifying", "testing", "active"]
     assert "downloading" in states
     late = subscribe(mosquitto, f"{ROOT_TOPIC}/model")  # retained: a dashboard joining later
@@ -300,14 +303,8 @@ def test_install_over_mqtt_from_a_loopback_server(
 
     # The same release again is a downgrade (not newer than the active one), refused in one line.
     with ModelServer(fleet.served) as server:
-        publish_command(
-            mosquitto,
-            "model_install",
-            {"id": "roll-2b", "manifest": manifest, "url": fleet.url(server, manifest)},
-        )
-        messages = watcher.wait_for(answered("model_install", "roll-2b"), timeout=30)
-    again = result(messages, "model_install", "roll-2b")
-    assert again is not None and again["error"].startswith("downgrade: version 2 is not newer")
+        again = install(mosquitto, watcher, "roll-2b", manifest, fleet.url(server, manifest))
+    assert again["error"].startswith("downgrade: version 2 is not newer")
 
 
 def test_a_model_failing_after_the_switch_is_rolled_back_by_itself(
@@ -318,17 +315,10 @@ def test_a_model_failing_after_the_switch_is_rolled_back_by_itself(
 ) -> None:
     watcher = subscribe(mosquitto, f"{ROOT_TOPIC}/#")
     config = fleet.config(mosquitto.port, snapshot_s=1.0, models="probation_failures = 2\n")
-    agent = spawn_agent(config, fleet.root / "agent.log")
-    processes.append(agent)
-    watcher.wait_for(has("status", state="online"), timeout=30)
+    agent = start_agent(config, fleet.root / "agent.log", processes, watcher)
     manifest = fleet.tiny("nan_on_dark", 2)
     with ModelServer(fleet.served) as server:
-        publish_command(
-            mosquitto,
-            "model_install",
-            {"id": "bad-2", "manifest": manifest, "url": fleet.url(server, manifest)},
-        )
-        watcher.wait_for(answered("model_install", "bad-2"), timeout=60)
+        assert install(mosquitto, watcher, "bad-2", manifest, fleet.url(server, manifest))["ok"]
     messages = watcher.wait_for(has("model", state="rolled back", id="bad-2"), timeout=60)
     rolled = [d for d in docs(messages, "model") if d["state"] == "rolled back"][-1]
     assert rolled["rolled_back"] == manifest["sha256"]
@@ -348,23 +338,14 @@ def test_sigkill_during_probation_rolls_back_at_restart(
 ) -> None:
     watcher = subscribe(mosquitto, f"{ROOT_TOPIC}/#")
     config = fleet.config(mosquitto.port, models="probation_verdicts = 1000\n")
-    first = spawn_agent(config, fleet.root / "first.log")
-    processes.append(first)
-    watcher.wait_for(has("status", state="online"), timeout=30)
+    first = start_agent(config, fleet.root / "first.log", processes, watcher)
     manifest = fleet.tiny("constant", 2)
     with ModelServer(fleet.served) as server:
-        publish_command(
-            mosquitto,
-            "model_install",
-            {"id": "new-2", "manifest": manifest, "url": fleet.url(server, manifest)},
-        )
-        messages = watcher.wait_for(answered("model_install", "new-2"), timeout=60)
-    assert (result(messages, "model_install", "new-2") or {}).get("ok")
+        assert install(mosquitto, watcher, "new-2", manifest, fleet.url(server, manifest))["ok"]
     first.process.send_signal(signal.SIGKILL)  # as a crash inside the runtime would
     assert first.process.wait(timeout=10) == -signal.SIGKILL
 
-    second = spawn_agent(config, fleet.root / "second.log")
-    processes.append(second)
+    processes.append(spawn_agent(config, fleet.root / "second.log"))
     messages = watcher.wait_for(has("model", state="rolled back", id="new-2"), timeout=60)
     rolled = [d for d in docs(messages, "model") if d["state"] == "rolled back"][-1]
     assert "stopped unexpectedly" in rolled["reason"]
