@@ -18,6 +18,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from agent.mqtt.pacing import RateCap
+from agent.mqtt.poison import DropWatch
 from agent.mqtt.session import Session
 from agent.outbox import Outbox, OutboxError, OutboxMessage
 from agent.outbox.store import LATEST_PER_TOPIC
@@ -88,9 +90,18 @@ class SendQueue:
 class OutboxDrain:
     """Runs the sender thread for whichever session is current."""
 
-    def __init__(self, outbox: Outbox, *, record_error: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        outbox: Outbox,
+        *,
+        record_error: Callable[[str], None],
+        max_publish_rate: float = 0.0,
+        drops_to_give_up: int = 3,
+    ) -> None:
         self.outbox = outbox
         self._record_error = record_error
+        self.rate = RateCap(max_publish_rate)
+        self.drops = DropWatch(drops_to_give_up)
         self._wake_cond = threading.Condition()
         self._events = 0
         self._acked_lock = threading.Lock()
@@ -117,6 +128,7 @@ class OutboxDrain:
 
     def acknowledged(self, seq: int, *, wake: bool) -> None:
         """PUBACK for ``seq``: the sender thread deletes it, in batches."""
+        self.drops.acknowledged(seq)
         with self._acked_lock:
             self._acked.append(seq)
             wake = wake or len(self._acked) >= DELETE_BATCH
@@ -126,7 +138,9 @@ class OutboxDrain:
     def rejected(self, session: Session, seq: int, reason: str) -> None:
         """The broker refused ``seq``: the outbox counts the failure and may give up on it."""
         try:
-            if not self.outbox.failed(seq, reason):
+            if self.outbox.failed(seq, reason):
+                self.drops.forget(seq)
+            else:
                 current = self._current
                 if current is not None and current[0] is session:
                     current[1].retry(seq)
@@ -134,6 +148,23 @@ class OutboxDrain:
             self._record_error(str(exc))
             log.error("mqtt cannot update outbox seq=%d error=%s", seq, exc)
         self.wake()
+
+    def connection_dropped(self, session: Session) -> None:
+        """A connection that had been up ended (not by us): was one message refused by it?"""
+        verdict = self.drops.dropped(session.unacknowledged_seqs())
+        if verdict is None:
+            return
+        seq, drops = verdict
+        reason = (
+            f"the broker closed the connection {drops} times in a row while this message was in"
+            " flight (a publish refused by policy? AWS IoT Core closes MQTT 3.1.1 connections"
+            " that way)"
+        )
+        try:
+            self.outbox.failed(seq, reason, give_up=True)
+        except OutboxError as exc:
+            self._record_error(str(exc))
+            log.error("mqtt cannot set aside seq=%d error=%s", seq, exc)
 
     def wake(self) -> None:
         with self._wake_cond:
@@ -165,17 +196,21 @@ class OutboxDrain:
                 seen = self._events
             current = self._current
             sent = 0
+            paced = 0.0
             try:
                 idle = True
                 if current is not None and current[0].ready:
                     sent, idle = self._send_some(*current)
+                    paced = self.rate.wait_s()
                 deleted = self.delete_acknowledged(force=idle)
             except OutboxError as exc:
                 deleted = 0
                 self._record_error(str(exc))
                 log.error("mqtt cannot update the outbox error=%s", exc)
                 stopping.wait(_IDLE_POLL_S)
-            if sent == 0 and deleted == 0:
+            if paced > 0:  # over the publish-rate cap: the next token, whatever wakes us
+                stopping.wait(paced)
+            elif sent == 0 and deleted == 0:
                 with self._wake_cond:
                     if self._events == seen:
                         self._wake_cond.wait(_IDLE_POLL_S if not self._acked else _DELETE_EVERY_S)
@@ -201,7 +236,9 @@ class OutboxDrain:
 
     def _send_some(self, session: Session, queue: SendQueue) -> tuple[int, bool]:
         """Hand paho what the window allows; returns (sent, whether the outbox ran dry)."""
-        room = session.room()
+        room = min(session.room(), self.rate.available())
+        if self.drops.careful:  # find the message the broker refuses: one in flight at a time
+            room = min(room, 1 - session.unacknowledged())
         if room <= 0:
             return 0, False
         batch = queue.next_batch(room)
@@ -210,4 +247,5 @@ class OutboxDrain:
             if not session.publish(message):
                 break
             sent += 1
+        self.rate.spend(sent)
         return sent, not batch

@@ -53,6 +53,11 @@ class LinkState:
     """Published and not yet acknowledged (paho keeps at most ``inflight`` of them on the wire)."""
     commands_subscribed: bool = False
     """The broker acknowledged the subscription to ``cmd/+`` on this connection (its SUBACK)."""
+    offline_since: float | None = None
+    """Wall-clock time the connection was lost (or the link started, if it never connected);
+    None while connected. The last will cannot say it: its content is fixed at connect."""
+    last_outage: tuple[float, float] | None = None
+    """The last outage that ended: wall-clock (lost, back) times (not the start-up)."""
 
 
 def backoff_delay(attempt: int, low: float, high: float, rng: random.Random) -> float:
@@ -92,9 +97,17 @@ class MqttLink:
         self._session: Session | None = None
         self._last_error: str | None = None
         self._next_retry_at: float | None = None
+        self._offline_since: float | None = time.time()
+        self._last_outage: tuple[float, float] | None = None
+        self._connected_once = False
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._drain = OutboxDrain(outbox, record_error=self._record_error)
+        self._drain = OutboxDrain(
+            outbox,
+            record_error=self._record_error,
+            max_publish_rate=settings.max_publish_rate,
+            drops_to_give_up=settings.drops_to_give_up,
+        )
         self._commands = CommandRunner(
             settings, outbox, self.device_id, commands, record_error=self._record_error
         )
@@ -172,11 +185,19 @@ class MqttLink:
                 next_retry_at=None if connected else self._next_retry_at,
                 inflight=session.unacknowledged() if session is not None else 0,
                 commands_subscribed=subscribed,
+                offline_since=None if connected else self._offline_since,
+                last_outage=self._last_outage,
             )
 
     # -- SessionEvents (paho's network thread) ---------------------------------------------------
 
     def going_online(self) -> None:
+        with self._state_lock:  # the online status says what the outage was, and no old error
+            if self._offline_since is not None and self._connected_once:
+                self._last_outage = (self._offline_since, time.time())
+            self._connected_once = True
+            self._offline_since = None
+            self._last_error = None
         self._put_status("online")
 
     def connected(self, session: Session) -> None:
@@ -216,9 +237,12 @@ class MqttLink:
                 self._session = session
             self._drain.attach(session)
             error = session.run()
-            self._drain.wake()
             if self._stopping.is_set():
+                self._drain.wake()
                 break
+            if session.connected_since is not None:
+                self._drain.connection_dropped(session)
+            self._drain.wake()
             if session.connected_since is not None:
                 attempt = 0
             delay = backoff_delay(
@@ -228,6 +252,8 @@ class MqttLink:
             with self._state_lock:
                 self._last_error = error
                 self._next_retry_at = time.time() + delay
+                if self._offline_since is None:
+                    self._offline_since = time.time()
             if session.connected_since is not None:
                 log.warning(
                     "mqtt disconnected broker=%s reason=%s retry_in=%.1fs buffered=%s "

@@ -255,6 +255,12 @@ class Session:
                 return 0
             return self.settings.inflight * HANDOVER_FACTOR - len(self.inflight)
 
+    def unacknowledged_seqs(self) -> list[int]:
+        """The messages handed over and not acknowledged, oldest first (after a drop: the ones
+        that were in flight when the connection ended)."""
+        with self.lock:
+            return list(self.inflight.values())
+
     def unacknowledged(self) -> int:
         """For :meth:`MqttLink.state`; read without the lock (a snapshot, and the lock may be
         held by a thread that is waiting for the link's state lock)."""

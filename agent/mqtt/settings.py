@@ -13,7 +13,10 @@ from agent import wire
 from agent.config_base import Problem, SecretPath, Section, setting, topic_prefix_problem
 from agent.errors import ExitCode, RemotairError
 
-__all__ = ["MqttError", "MqttSettings", "TlsSettings"]
+__all__ = ["MAX_INFLIGHT", "MqttError", "MqttSettings", "TlsSettings"]
+
+MAX_INFLIGHT = 100
+"""AWS IoT Core's limit on unacknowledged QoS 1 publishes a connection."""
 
 
 class MqttError(RemotairError):
@@ -36,6 +39,11 @@ class TlsSettings(Section):
     )
     key: SecretPath | None = setting(
         None, "client private key", secret=True, example="credential:device-key", repr=False
+    )
+    alpn: str | None = setting(
+        None,
+        "ALPN protocol to offer (AWS IoT Core on port 443: x-amzn-mqtt-ca)",
+        example="x-amzn-mqtt-ca",
     )
 
     def problems(self) -> Iterator[Problem]:
@@ -64,7 +72,17 @@ class MqttSettings(Section):
     handshake_timeout_s: float = setting(
         10.0, "TCP connect and TLS handshake timeout (and the wait for CONNACK)", gt=0
     )
-    inflight: int = setting(20, "QoS 1 messages awaiting PUBACK at once", ge=1, le=65535)
+    inflight: int = setting(20, "QoS 1 messages awaiting PUBACK at once", ge=1, le=MAX_INFLIGHT)
+    max_publish_rate: float = setting(
+        100.0, "publishes a second at most (AWS IoT Core: 100); 0 for no cap", ge=0
+    )
+    drops_to_give_up: int = setting(
+        3,
+        "set a message aside when the broker closed the connection this many times in a row"
+        " with it in flight (MQTT 3.1.1 policy denial)",
+        ge=2,
+        le=100,
+    )
     reconnect_min_s: float = setting(1.0, "first reconnect delay", gt=0)
     reconnect_max_s: float = setting(120.0, "longest reconnect delay (exponential back-off)", gt=0)
     topic_root: str = setting(wire.TOPIC_ROOT, "topic prefix before the id")

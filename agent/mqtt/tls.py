@@ -14,7 +14,7 @@ __all__ = ["TlsFiles", "client_context"]
 
 
 class TlsFiles(Protocol):
-    """The three TLS file settings, whichever config object holds them."""
+    """The TLS settings (three files and the ALPN protocol), whichever config object holds them."""
 
     @property
     def ca(self) -> Path | None: ...
@@ -22,6 +22,8 @@ class TlsFiles(Protocol):
     def cert(self) -> Path | None: ...
     @property
     def key(self) -> Path | None: ...
+    @property
+    def alpn(self) -> str | None: ...
 
 
 def client_context(tls: TlsFiles) -> ssl.SSLContext:
@@ -34,4 +36,6 @@ def client_context(tls: TlsFiles) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=str(tls.ca) if tls.ca is not None else None)
     if tls.cert is not None:
         context.load_cert_chain(str(tls.cert), str(tls.key) if tls.key is not None else None)
+    if tls.alpn:
+        context.set_alpn_protocols([tls.alpn])
     return context

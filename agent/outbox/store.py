@@ -320,8 +320,10 @@ class Outbox:
             self._counters = counters
         return removed
 
-    def failed(self, seq: int, reason: str) -> bool:
-        """The broker rejected ``seq``. Returns True when this attempt set it aside."""
+    def failed(self, seq: int, reason: str, *, give_up: bool = False) -> bool:
+        """The broker rejected ``seq``. Returns True when this attempt set it aside: after
+        ``max_attempts`` failures, or at once with ``give_up`` (the link recognised a broker
+        that refuses it by closing the connection)."""
         with self._lock:
             counters = dict(self._counters)
             with self._transaction("record failure", full_sync=True):
@@ -333,7 +335,7 @@ class Outbox:
                 if row is None:
                     return False
                 attempts, size, topic, kind = int(row[0]), int(row[1]), str(row[2]), str(row[3])
-                if attempts < self.max_attempts:
+                if attempts < self.max_attempts and not give_up:
                     log.warning(
                         "outbox publish rejected seq=%d topic=%s attempt=%d/%d reason=%s",
                         seq,

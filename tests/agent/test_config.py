@@ -259,7 +259,8 @@ def test_wrong_types_are_errors(text: str, key: str, message: str) -> None:
     [
         ("[mqtt]\nport = 0", "[mqtt] port", "0 is outside the range 1-65535"),
         ("[mqtt]\nport = 65536", "[mqtt] port", "65536 is outside the range 1-65535"),
-        ("[mqtt]\ninflight = 0", "[mqtt] inflight", "0 is outside the range 1-65535"),
+        ("[mqtt]\ninflight = 0", "[mqtt] inflight", "0 is outside the range 1-100"),
+        ("[mqtt]\ninflight = 101", "[mqtt] inflight", "101 is outside the range 1-100"),
         (
             "[schedule]\nsensor_interval_s = 0",
             "[schedule] sensor_interval_s",

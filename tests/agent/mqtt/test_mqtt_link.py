@@ -69,6 +69,7 @@ def settings_for(broker: Broker, protocol: str = "", **overrides: object) -> Mqt
         "reconnect_max_s": 0.5,
         "handshake_timeout_s": 5.0,
         "keepalive": 10,
+        "max_publish_rate": 0.0,  # the cap has its own tests (test_broker_limits.py)
     }
     values.update(overrides)
     return MqttSettings(**values)  # type: ignore[arg-type]
@@ -250,7 +251,8 @@ from agent.mqtt import MqttLink, MqttSettings
 from agent.outbox import Outbox
 outbox = Outbox(Path({path!r}), {device!r})
 settings = MqttSettings(host="127.0.0.1", port={port}, protocol={protocol!r}, inflight=1,
-                        reconnect_min_s=0.1, reconnect_max_s=0.5, keepalive=10)
+                        reconnect_min_s=0.1, reconnect_max_s=0.5, keepalive=10,
+                        max_publish_rate=0)
 MqttLink(settings, outbox, {device!r}, status_body=lambda: {{"pid": 1}}).start()
 print("started", flush=True)
 time.sleep(60)
@@ -301,6 +303,33 @@ def test_sigkill_mid_publish_then_restart_no_gap_and_last_will(
     # messages whose batched delete had not run yet.
     bound = 1 * HANDOVER_FACTOR + DELETE_BATCH
     assert duplicates <= bound, f"{duplicates} duplicates, more than {bound}"
+
+
+def test_a_reconnect_clears_last_error_and_the_status_says_how_long_it_was_away(
+    device: str,
+    mosquitto_factory: Callable[..., Mosquitto],
+    outbox: Outbox,
+    links: Callable[..., MqttLink],
+) -> None:
+    broker = mosquitto_factory()
+    link = links(settings_for(broker, "3.1.1"), outbox)
+    wait_until(lambda: link.state().connected, 10, "connected")
+    assert link.state().offline_since is None and link.state().last_outage is None
+    broker.stop()
+    wait_until(
+        lambda: link.state().last_error is not None and link.state().offline_since is not None,
+        10,
+        "the outage is seen",
+    )
+    lost = link.state().offline_since
+    assert lost is not None
+    broker.start()
+    wait_until(lambda: link.state().connected, 10, "connected again")
+    state = link.state()
+    assert state.last_error is None, "an error of the last connection is not today's"
+    assert state.offline_since is None
+    assert state.last_outage is not None and state.last_outage[0] == lost
+    assert state.last_outage[1] >= lost
 
 
 # -- broker rejects a message --------------------------------------------------------------------
