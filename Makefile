@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test setup broker lint clean
+.PHONY: demo test soak setup broker lint clean
 
 demo: setup broker
 	$(VENV)/bin/remotair demo
@@ -13,6 +13,11 @@ test: setup broker
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 	$(PY) -m pytest
+
+# Ten minutes of faults against the simulated board (hil/scenarios/); the 60-second mix runs
+# inside `make test`. JUnit report: soak-10min.xml. Exit 0 only when every expectation held.
+soak: setup broker
+	$(VENV)/bin/remotair sim scenario hil/scenarios/mix-10min.toml --junit soak-10min.xml
 
 setup: $(STAMP)
 
@@ -47,4 +52,4 @@ lint: setup
 	$(PY) -m mypy
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info soak-*.xml

@@ -15,7 +15,8 @@ snapshot  yes     4 per 60 s   a picture (and verdict) from one or all cameras n
 reload    yes     4 per 60 s   re-read the config and the active model (as SIGHUP does)
 model_*   yes     4 per 60 s   install / roll back a signed model (:mod:`agent.models.commands`)
 outbox    no      -            depth, evictions, the first messages and the set-aside ones
-sim       no      -            unplug or re-plug a simulated part (simulated boards only)
+sim       no      -            break or mend a simulated part (simulated boards only)
+sim_clock no      -            step the simulated board's wall clock (an NTP jump)
 ========  ======  ===========  ===============================================================
 """
 
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
@@ -40,6 +41,7 @@ from agent.reports import alarms_report, outbox_report
 
 if TYPE_CHECKING:
     from agent.daemon import Agent
+    from hil.board import SimBoard
 
 __all__ = ["MAX_LIMIT", "agent_command_table", "agent_commands"]
 
@@ -63,11 +65,22 @@ class SnapshotArgs(CommandArgs):
     """One camera by name; every camera when absent."""
 
 
+SENSOR_FAULTS: tuple[str, ...] = ("unplug", "crc")
+CAMERA_FAULTS: tuple[str, ...] = ("unplug", "black", "frozen")
+
+
 class SimArgs(CommandArgs):
     name: str
     """A simulated sensor or camera."""
     broken: bool
-    """True unplugs it, false plugs it back."""
+    """True breaks it, false mends it."""
+    fault: Literal["unplug", "crc", "black", "frozen"] = "unplug"
+    """unplug (sensor or camera), crc (a sensor's every answer corrupt), black or frozen frames."""
+
+
+class SimClockArgs(CommandArgs):
+    jump_s: float = Field(ge=-366 * 86400, le=366 * 86400)
+    """Seconds to step the simulated wall clock by (negative: back)."""
 
 
 def agent_commands(agent: Agent) -> list[Command[Any]]:
@@ -118,18 +131,36 @@ def agent_commands(agent: Agent) -> list[Command[Any]]:
             source="agent",
         )
 
-    def sim(args: SimArgs) -> dict[str, Any]:
-        board = agent.board.sim
-        if board is None:
+    def sim_board() -> SimBoard:
+        if agent.board.sim is None:
             raise CommandError("not a simulated board: 'sim' only breaks simulated parts")
+        return agent.board.sim
+
+    def sim(args: SimArgs) -> dict[str, Any]:
+        board = sim_board()
         if args.name in board.chips:
-            board.faults(args.name).absent = args.broken
-            return {"name": args.name, "kind": "sensor", "broken": args.broken}
-        if args.name in board.cameras:
-            board.cameras[args.name].faults.dead = args.broken
-            return {"name": args.name, "kind": "camera", "broken": args.broken}
-        known = ", ".join([*board.chips, *board.cameras])
-        raise CommandError(f"no simulated sensor or camera {args.name!r}; known: {known}")
+            kind, allowed = "sensor", SENSOR_FAULTS
+        elif args.name in board.cameras:
+            kind, allowed = "camera", CAMERA_FAULTS
+        else:
+            known = ", ".join([*board.chips, *board.cameras])
+            raise CommandError(f"no simulated sensor or camera {args.name!r}; known: {known}")
+        if args.fault not in allowed:
+            raise CommandError(f"a {kind} cannot be {args.fault}; {kind} faults: {allowed}")
+        if kind == "sensor":
+            chip = board.faults(args.name)
+            if args.fault == "unplug":
+                chip.absent = args.broken
+            else:
+                chip.corrupt_crc = -1 if args.broken else 0
+        else:
+            camera = board.cameras[args.name].faults
+            setattr(camera, "dead" if args.fault == "unplug" else args.fault, args.broken)
+        return {"name": args.name, "kind": kind, "fault": args.fault, "broken": args.broken}
+
+    def sim_clock(args: SimClockArgs) -> dict[str, Any]:
+        offset = sim_board().wall_clock.jump(args.jump_s)
+        return {"jump_s": args.jump_s, "offset_s": offset}
 
     def reload(_: NoArgs) -> dict[str, Any]:
         return agent.reload()
@@ -195,7 +226,13 @@ def agent_commands(agent: Agent) -> list[Command[Any]]:
             name="sim",
             args=SimArgs,
             handler=sim,
-            summary="unplug or re-plug a simulated part (simulated boards only)",
+            summary="break or mend a simulated part (simulated boards only)",
+        ),
+        Command(
+            name="sim_clock",
+            args=SimClockArgs,
+            handler=sim_clock,
+            summary="step the simulated board's wall clock (an NTP jump)",
         ),
     ]
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -136,6 +137,8 @@ class Board:
     clock: Clock
     sim: SimBoard | None = None
     """The simulated board behind the parts (fault panels, the world); None on real hardware."""
+    wall_clock: Callable[[], float] = time.time
+    """Epoch seconds for timestamps: the system's, or the simulated board's (which can jump)."""
     _closers: list[Callable[[], None]] = field(default_factory=list)
 
     def close(self) -> None:

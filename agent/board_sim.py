@@ -66,7 +66,7 @@ def build(settings: BoardSettings, realtime: bool = False) -> Board:
         sensors=sensors,
         cameras=[c.name for c in cameras if c.backend == "sim"],
     )
-    board = Board("sim", {}, {}, {}, clock, sim)
+    board = Board("sim", {}, {}, {}, clock, sim, sim.wall_clock.time)
     for spec in sensors:
         if CHIPS[spec.chip].bus == "uart":
             add_uart_sensor(board, spec, sim.serial_ports[spec.port or ""])

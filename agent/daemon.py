@@ -176,6 +176,7 @@ class Agent:
                 s.name: s.interval_s for s in config.board.sensors if s.interval_s is not None
             },
             clock=self.board.clock,
+            wall_clock=self.board.wall_clock,
         )
         self.takers = {
             name: SnapshotTaker(
@@ -184,6 +185,7 @@ class Agent:
                 self.classifier,
                 self.snapshot_dir,
                 keep=config.storage.snapshots_keep,
+                wall_clock=self.board.wall_clock,
             )
             for name, cam in self.board.cameras.items()
         }
@@ -384,7 +386,7 @@ class Agent:
         stats = self.outbox.stats()
         fill = stats.depth / max(1, self.config.storage.outbox_max_messages)
         with self._alarm_lock:
-            events = self.alarms.observe_outbox(fill, time.time())
+            events = self.alarms.observe_outbox(fill, self.board.wall_clock())
         self._send_alarms(events)
         doc = self.status_document()
         now = time.monotonic()

@@ -25,7 +25,7 @@ from hil.chips.scd30 import SimSCD30
 from hil.chips.sdp8xx import SimSDP3x, SimSDP8xx
 from hil.chips.senseair_s8 import SimSenseairS8
 from hil.chips.sht4x import SimSHT4x
-from hil.clock import SimClock
+from hil.clock import SimClock, WallClock
 from hil.faults import ChipFaults
 from hil.uart import SimulatedSerial
 from hil.world import DuctWorld
@@ -82,6 +82,8 @@ class SimBoard:
     cameras: dict[str, SimulatedCamera] = field(default_factory=dict)
     chips: dict[str, object] = field(default_factory=dict)
     """Sensor name -> simulator (I2C chips and UART chips alike)."""
+    wall_clock: WallClock = field(default_factory=WallClock)
+    """The time the board's readings are stamped with; it can jump (see :class:`WallClock`)."""
 
     def faults(self, name: str) -> ChipFaults:
         """A sensor's fault panel by board name: ``board.faults("scd41").absent = True``."""

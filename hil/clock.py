@@ -40,3 +40,31 @@ class AcceleratedClock:
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
             time.sleep(seconds / self.speed)
+
+
+class WallClock:
+    """The simulated board's wall clock: real time plus an offset that can jump (an NTP step).
+
+    A board that boots without a real-time clock sets its time when NTP answers, an hour or a
+    day at once; :meth:`jump` does that to a running agent (``remotair sim`` and the soak
+    scenarios' ``clock_jump`` fault). Only wall time moves: the monotonic clock is untouched.
+    """
+
+    def __init__(self) -> None:
+        self._offset = 0.0
+        self._lock = threading.Lock()
+
+    def time(self) -> float:
+        with self._lock:
+            return time.time() + self._offset
+
+    @property
+    def offset_s(self) -> float:
+        with self._lock:
+            return self._offset
+
+    def jump(self, seconds: float) -> float:
+        """Step the clock by ``seconds`` (negative: back); returns the offset from real time."""
+        with self._lock:
+            self._offset += seconds
+            return self._offset

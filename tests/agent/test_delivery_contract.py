@@ -1,9 +1,10 @@
 """The delivery contract of docs/wire-format.md, checked by an independent consumer.
 
-The consumer is a plain paho client written here (not the agent's code, not the shared test
-subscriber): a persistent MQTT 3.1.1 session on ``remotair/v1/<device>/#`` that knows only the
-wire format. Its rule: every stream ``seq`` below a status's ``outbox.next_seq`` must arrive,
-unless the newest status names it in ``outbox.gaps``. Status messages carry ``"seq": null``.
+The consumer is :class:`hil.consumer.ContractConsumer`, a plain paho client (not the agent's code,
+not the shared test subscriber): a persistent MQTT 3.1.1 session on ``remotair/v1/<device>/#``
+that knows only the wire format. Its rule: every stream ``seq`` below a status's
+``outbox.next_seq`` must arrive, unless the newest status names it in ``outbox.gaps``. Status
+messages carry ``"seq": null``. The soak scenarios (``remotair sim scenario``) use it too.
 
 The agent runs as ``remotair run`` in a subprocess through each fault: a broker outage that
 overflows a small outbox (gaps reported), SIGKILL, a kill in the middle of an outbox commit (a
@@ -13,21 +14,18 @@ power cut), and a full disk (a 4 MiB tmpfs, when the tests run as root).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import paho.mqtt.client as paho
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from agent.control import ControlError, request
+from hil.consumer import ContractConsumer
 from tests.agent import test_agent_integration as integration
 from tests.support.waiting import wait_until
 
@@ -42,94 +40,12 @@ ROOT = Path(__file__).resolve().parents[2]
 DEVICE = integration.DEVICE
 
 
-class ContractConsumer:
-    """What a consumer of the wire format would write: collect stream seqs, read the status."""
-
-    def __init__(self, host: str, port: int, name: str) -> None:
-        self._cond = threading.Condition()
-        self.received: dict[int, bytes] = {}
-        self.duplicates = 0
-        self.reused: list[int] = []
-        self.statuses: list[dict[str, Any]] = []
-        self.unnumbered: list[str] = []
-        self.numbered_status: list[int] = []
-        self.client = paho.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"contract-{name}",
-            protocol=paho.MQTTv311,
-            clean_session=False,
-        )
-        self.client.reconnect_delay_set(0.05, 0.2)  # type: ignore[arg-type]
-        self._subscribed = threading.Event()
-        self.client.on_connect = lambda c, *a: c.subscribe(f"remotair/v1/{DEVICE}/#", qos=1)
-        self.client.on_subscribe = lambda *a: self._subscribed.set()
-        self.client.on_message = self._on_message
-        self.client.connect(host, port, keepalive=30)
-        self.client.loop_start()
-        if not self._subscribed.wait(10):
-            raise AssertionError("the contract consumer could not subscribe")
-
-    def _on_message(self, client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
-        if "/cmd/" in msg.topic:
-            return
-        document = json.loads(msg.payload)
-        with self._cond:
-            seq = document.get("seq")
-            if msg.topic == f"remotair/v1/{DEVICE}/status":
-                if seq is not None:
-                    self.numbered_status.append(seq)
-                if "version" in document:  # not the last will
-                    self.statuses.append(document)
-            elif seq is None:
-                self.unnumbered.append(msg.topic)
-            elif seq in self.received:
-                self.duplicates += 1
-                if self.received[seq] != bytes(msg.payload):
-                    self.reused.append(seq)
-            else:
-                self.received[seq] = bytes(msg.payload)
-            self._cond.notify_all()
-
-    def missing(self) -> set[int]:
-        """Seqs below the newest status's next_seq neither received nor reported as gaps."""
-        with self._cond:
-            if not self.statuses:
-                return {-1}
-            outbox = self.statuses[-1]["outbox"]
-            reported = {s for g in outbox["gaps"] for s in range(g["first"], g["last"] + 1)}
-            return set(range(1, outbox["next_seq"])) - set(self.received) - reported
-
-    def wait_complete(self, after_statuses: int, timeout: float = 30.0) -> None:
-        """Wait for a status newer than ``after_statuses`` whose every seq has arrived."""
-        try:
-            wait_until(
-                lambda: len(self.statuses) > after_statuses and not self.missing(),
-                timeout,
-                "every issued seq received or reported",
-            )
-        except AssertionError:
-            raise AssertionError(f"seqs lost: {sorted(self.missing())[:50]}") from None
-
-    def wait_stream(self, count: int, timeout: float = 30.0) -> None:
-        wait_until(lambda: len(self.received) >= count, timeout, f"{count} stream messages")
-
-    def check(self) -> None:
-        assert not self.reused, f"seqs reused for another payload: {self.reused}"
-        assert not self.unnumbered, f"stream messages without seq: {self.unnumbered[:5]}"
-        assert not self.numbered_status, f"status numbered in the stream: {self.numbered_status}"
-        assert min(self.received) == 1, "the stream starts at 1 (discovery takes no seq)"
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
 @pytest.fixture
 def consumer_for() -> Iterator[Callable[[Mosquitto], ContractConsumer]]:
     made: list[ContractConsumer] = []
 
     def make(broker: Mosquitto) -> ContractConsumer:
-        made.append(ContractConsumer(broker.host, broker.port, f"{len(made)}"))
+        made.append(ContractConsumer(broker.host, broker.port, DEVICE, f"{len(made)}"))
         return made[-1]
 
     yield make

@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import get_origin
+from typing import Literal, get_origin
 
 import annotated_types
 import pytest
@@ -35,6 +35,8 @@ def _argument(name: str, field: FieldInfo) -> str:
     base = annotation if get_origin(annotation) is dict else (args[0] if args else annotation)
     if base is dict or get_origin(base) is dict:
         kind = "object"  # a JSON object (model_install's manifest)
+    elif get_origin(annotation) is Literal:
+        kind = "one of " + " \\| ".join(str(a) for a in args)  # sim's fault
     else:
         kind = _TYPE_NAMES.get(base, str(annotation))  # type: ignore[arg-type]
     low = next((m.ge for m in field.metadata if isinstance(m, annotated_types.Ge)), None)
