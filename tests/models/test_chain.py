@@ -86,7 +86,7 @@ def test_pipeline_runs_every_stage_and_writes_a_consistent_manifest(
 
 
 def test_train_refuses_a_set_without_a_label_folder(tmp_path: Path) -> None:
-    from models.dataset import DatasetError
+    from models.folders import DatasetError
     from models.train import TrainConfig, train
 
     (tmp_path / "clean").mkdir()

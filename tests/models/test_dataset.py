@@ -13,13 +13,8 @@ import pytest
 
 from agent.cli import dataset as dataset_command
 from agent.errors import ExitCode
-from models.dataset import (
-    DatasetError,
-    groundtruth_lines,
-    list_samples,
-    resolve_splits,
-    write_groundtruth_manifest,
-)
+from models.dataset import groundtruth_lines, write_groundtruth_manifest
+from models.folders import DatasetError, list_samples, resolve_splits
 
 
 def cli(argv: list[str]) -> int:
