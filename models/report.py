@@ -195,8 +195,9 @@ def card_block(report: dict[str, Any]) -> str:
     first, end = metrics["seeds"]
     lines = [
         f"Measured by `{report['command']}` on {report['date']}: the {metrics['split']} split "
-        f"regenerated from renderer seeds {first}-{end - 1} ({int8['images']} images, "
-        f"fingerprint `{report['data_sha256'][:16]}`), through the runtime's own path.",
+        f"regenerated from renderer seeds {first}-{end - 1} (renderer domain: "
+        f"{report['dataset'].get('domain', 'classic galvanised renderer')}; {int8['images']} "
+        f"images, fingerprint `{report['data_sha256'][:16]}`), through the runtime's own path.",
         "",
         f"| | fp32 ({report['fp32_source']}) | int8 (shipped) |",
         "|---|---|---|",
@@ -254,18 +255,30 @@ def run_report(
     images: int = 0,
     threads: int = 2,
     command: str = "python -m models.report",
+    dataset: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Regenerate ``split``, measure, write ``OUT/report.json`` and the card block; returns it."""
+    """Regenerate ``split``, measure, write ``OUT/report.json`` and the card block; returns it.
+
+    ``dataset`` (a generator's ``dataset.json``) overrides the manifest's ``extra.dataset``.
+    """
     from models.dequantize import fp32_twin
 
     started = time.monotonic()
     manifest = load_manifest(manifest_path_for(model))
-    first, end = seed_range(manifest.extra, split)
+    extra = manifest.extra if dataset is None else {**manifest.extra, "dataset": dataset}
+    dataset_from = (
+        "--dataset"
+        if dataset is not None
+        else "manifest"
+        if "dataset" in manifest.extra
+        else "none: classic renderer, default seeds"
+    )
+    first, end = seed_range(extra, split)
     if images:
         end = first + images
     data = out / "data"
     out.mkdir(parents=True, exist_ok=True)
-    regenerate(manifest.extra, split, data, first, end - first)
+    regenerate(extra, split, data, first, end - first)
     samples = list_samples(data / split)
     int8 = evaluate(model, samples, threads=threads)
     with tempfile.TemporaryDirectory() as scratch:
@@ -298,6 +311,8 @@ def run_report(
         "model": model.name,
         "model_sha256": manifest.sha256,
         "fp32_source": fp32_source,
+        "dataset": extra.get("dataset", {}),
+        "dataset_from": dataset_from,
         "metrics": metrics,
         "data_sha256": fingerprint(paths),
         "slice": slice_record(head, [paths[i] for i in by_seed], first),
@@ -338,6 +353,8 @@ def write_to_manifest(model: Path, report: dict[str, Any], sign_key: Path | None
             "environment": report["environment"],
         },
     }
+    if report["dataset_from"] == "--dataset":  # later runs (and the test) render the same
+        data["extra"] = {**data.get("extra", {}), "dataset": report["dataset"]}
     was_signed = "signature" in data
     if sign_key is not None:
         data = sign_manifest(data, load_private_key(sign_key))
@@ -358,6 +375,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--sign-key", type=Path, help="with --write: sign the manifest again with this key"
     )
+    parser.add_argument(
+        "--dataset",
+        type=Path,
+        metavar="DATASET_JSON",
+        help="the generator's record (DATA/dataset.json) of the model's data set, when the "
+        "manifest has none (extra.dataset); --write stores it there",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     command = " ".join([parser.prog, *(argv if argv is not None else sys.argv[1:])])
@@ -365,6 +389,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace, command: str) -> int:
+    dataset = None
+    if args.dataset is not None:
+        dataset = json.loads(args.dataset.read_text(encoding="utf-8"))
+        if not isinstance(dataset, dict) or "seed_ranges" not in dataset:
+            raise ValueError(f"{args.dataset}: not a generator record (no seed_ranges)")
     report = run_report(
         args.model,
         args.out,
@@ -373,6 +402,7 @@ def _main(args: argparse.Namespace, command: str) -> int:
         images=args.images,
         threads=args.threads,
         command=command,
+        dataset=dataset,
     )
     if args.write and write_to_manifest(args.model, report, args.sign_key):
         print(

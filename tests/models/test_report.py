@@ -118,3 +118,27 @@ def test_report_without_a_manifest_is_one_line(
     assert main(["--model", str(model), "--out", str(tmp_path / "r")]) != 0
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "manifest not found" in err
+
+
+def test_a_dataset_record_chooses_what_is_rendered_and_is_stored(tmp_path: Path) -> None:
+    model = tmp_path / "model" / shipped_model_path().name
+    model.parent.mkdir()
+    shutil.copyfile(shipped_model_path(), model)
+    shutil.copyfile(manifest_path_for(shipped_model_path()), manifest_path_for(model))
+    record = {
+        "domain": "all but rust",
+        "seed_ranges": {"test": [300_500, 300_504]},
+        "render_size": [64, 48],
+        "stored_size": [64, 48],
+        "jpeg_quality": 85,
+    }
+    (tmp_path / "dataset.json").write_text(json.dumps(record))
+    out = tmp_path / "report"
+    argv = ["--model", str(model), "--out", str(out), "--dataset", str(tmp_path / "dataset.json")]
+    assert main([*argv, "--write"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["metrics"]["seeds"] == [300_500, 300_504]
+    assert sorted(p.name for p in (out / "data" / "test").rglob("*.jpg"))[0] == "s0300500.jpg"
+    rendered = json.loads((out / "data" / "dataset.json").read_text())
+    assert rendered["domain"] == "all but rust" and rendered["stored_size"] == [64, 48]
+    assert load_manifest(manifest_path_for(model)).extra["dataset"] == record
