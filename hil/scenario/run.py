@@ -180,7 +180,7 @@ def _check_alarms(
             report.add("expect", label, "FAIL", f"never raised (limit {alarm.raised_within_s:g} s)")
         else:
             latency = raised - injected
-            report.figures.alarm_latencies_s[f"{alarm.name} raised"] = round(latency, 2)
+            report.figures.alarm_latencies_s[f"{index:02d} {alarm.name} raised"] = round(latency, 2)
             ok = latency <= alarm.raised_within_s
             detail = f"{latency:.2f} s after the fault (limit {alarm.raised_within_s:g} s)"
             report.add("expect", label, "PASS" if ok else "FAIL", detail, latency)
@@ -193,7 +193,7 @@ def _check_alarms(
             report.add("expect", label, "FAIL", detail)
             continue
         latency = cleared - mended
-        report.figures.alarm_latencies_s[f"{alarm.name} cleared"] = round(latency, 2)
+        report.figures.alarm_latencies_s[f"{index:02d} {alarm.name} cleared"] = round(latency, 2)
         ok = latency <= alarm.cleared_within_s
         detail = f"{latency:.2f} s after mending (limit {alarm.cleared_within_s:g} s)"
         report.add("expect", label, "PASS" if ok else "FAIL", detail, latency)
