@@ -5,12 +5,15 @@ RabbitMQ is where a fleet that outgrows one Mosquitto can go (it clusters), and 
 only, retained messages only for exact topic filters, sessions as durable queues.
 
 The node runs unprivileged from a private temporary directory (as the ``rabbitmq`` user when we
-are root, the way the Debian package runs it), with its own Erlang port mapper on a free port so
-that it can neither collide with a system RabbitMQ nor with another test run. Booting a node
-takes about 10 s, so one node serves a whole test session: ``stop()`` and ``start()`` only stop
-and start the RabbitMQ application (about 2 s each, the MQTT port stays the same, durable
+are root, the way the Debian package runs it), with its own Erlang port mapper (epmd) on a free
+port so that it can neither collide with a system RabbitMQ nor with another test run. Booting a
+node takes about 10 s, so one node serves a whole test session: ``stop()`` and ``start()`` only
+stop and start the RabbitMQ application (about 2 s each, the MQTT port stays the same, durable
 sessions and retained messages survive, as in a broker restart); ``close()`` ends the node and
 its port mapper and removes the directory.
+
+Both processes are our children and get SIGTERM when the thread that started them ends
+(``setpriv --pdeathsig``): a test run that is killed outright leaves no node behind either.
 """
 
 from __future__ import annotations
@@ -32,12 +35,19 @@ SCRIPTS = Path("/usr/lib/rabbitmq/bin")
 
 BOOT_TIMEOUT_S = 90.0
 APP_TIMEOUT_S = 30.0
+EPMD_TIMEOUT_S = 10.0
 CTL_TIMEOUT_S = 60.0
 SERVICE_USER = "rabbitmq"
 
 # Erlang's schedulers busy-wait by default: on a 2-core machine shared with the tests that
 # costs a core for nothing.
 ERL_ARGS = "+sbwt none +sbwtdcpu none +sbwtdio none"
+
+
+def _dies_with_us() -> list[str]:
+    """The command prefix that makes a child get SIGTERM when we end (util-linux setpriv)."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--"] if setpriv else []
 
 
 def rabbitmq_scripts() -> Path:
@@ -93,7 +103,9 @@ class RabbitMqBroker:
             for path in (self.directory, *self.directory.iterdir()):
                 os.chown(path, account.pw_uid, account.pw_gid)
         self._process: subprocess.Popen[bytes] | None = None
+        self._epmd: subprocess.Popen[bytes] | None = None
         self._node_pid: int | None = None
+        self._epmd_pid: int | None = None
         self._app_running = False
 
     @property
@@ -131,17 +143,22 @@ class RabbitMqBroker:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=10)
-        if process is not None:
-            # The node started its own port mapper (ERL_EPMD_PORT): it outlives the node.
-            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-                self._run_as_node_user(["epmd", "-kill"], timeout_s=10)
+        epmd, self._epmd = self._epmd, None
+        if epmd is not None and epmd.poll() is None:
+            epmd.terminate()
+            try:
+                epmd.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                epmd.kill()
+                epmd.wait(timeout=5)
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def leftovers(self) -> list[str]:
         """What of this node is still there (after ``close()``: nothing, or a bug to fix)."""
         found = []
-        if self._node_pid is not None and Path(f"/proc/{self._node_pid}").exists():
-            found.append(f"node process {self._node_pid}")
+        for what, pid in (("node", self._node_pid), ("port mapper", self._epmd_pid)):
+            if pid is not None and Path(f"/proc/{pid}").exists():
+                found.append(f"{what} process {pid}")
         for what, port in (("MQTT", self.port), ("port mapper", int(self._env["ERL_EPMD_PORT"]))):
             if port_open(self.host, port):
                 found.append(f"{what} listening on {self.host}:{port}")
@@ -152,8 +169,19 @@ class RabbitMqBroker:
     def _boot(self) -> None:
         atexit.register(self.close)  # a forgotten close() must not leave a node behind
         with self.log_path.open("ab") as log_file:
+            # Our own port mapper, in the foreground: the node finds it on ERL_EPMD_PORT and does
+            # not start a daemon one that would outlive everything.
+            self._epmd = subprocess.Popen(
+                [*_dies_with_us(), "epmd", "-port", self._env["ERL_EPMD_PORT"]],
+                env=self._env,
+                user=self._user,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=log_file,
+                start_new_session=True,
+            )
             self._process = subprocess.Popen(
-                [str(self.scripts / "rabbitmq-server")],
+                [*_dies_with_us(), str(self.scripts / "rabbitmq-server")],
                 cwd=self.directory,
                 env=self._env,
                 user=self._user,
@@ -164,8 +192,9 @@ class RabbitMqBroker:
                 # teardown stops the node cleanly.
                 start_new_session=True,
             )
-        self._node_pid = self._process.pid
+        self._node_pid, self._epmd_pid = self._process.pid, self._epmd.pid
         try:
+            self._wait_for_epmd()
             self._wait_for_port(BOOT_TIMEOUT_S, "after boot")
             # The port may be someone else's (free ports are only free when asked): the node
             # is up when it says so, and it dies if its listener cannot bind.
@@ -174,6 +203,14 @@ class RabbitMqBroker:
             log = self._log_tail()
             self.close()
             raise BrokerError(f"{exc}\nits console log:\n{log}") from exc
+
+    def _wait_for_epmd(self) -> None:
+        port = int(self._env["ERL_EPMD_PORT"])
+        deadline = time.monotonic() + EPMD_TIMEOUT_S
+        while not port_open(self.host, port):
+            if self._epmd is None or self._epmd.poll() is not None or time.monotonic() > deadline:
+                raise BrokerError(f"the Erlang port mapper did not listen on port {port}")
+            time.sleep(0.05)
 
     def _wait_for_port(self, timeout_s: float, when: str) -> None:
         deadline = time.monotonic() + timeout_s

@@ -14,6 +14,7 @@ the envelope only.
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -83,18 +84,30 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("mqtt_broker", list(BROKER_PROTOCOLS), indirect=True)
 
 
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 @pytest.fixture(scope="session")
 def rabbitmq_node() -> Iterator[RabbitMqBroker]:
-    """One RabbitMQ node for the run; closed (node, port mapper, files) however the run ends."""
+    """One RabbitMQ node for the run; closed (node, port mapper, files) however the run ends.
+
+    SIGTERM (``timeout``, a CI runner) is turned into an interrupt while the node runs, so that
+    this teardown runs; a SIGKILL still ends the node and its port mapper (they get SIGTERM when
+    we die) but leaves the directory in /tmp.
+    """
+    previous = signal.signal(signal.SIGTERM, _interrupted)
     try:
         node = RabbitMqBroker()
         node.start()
     except BrokerError as exc:
+        signal.signal(signal.SIGTERM, previous)
         pytest.fail(str(exc), pytrace=False)
     try:
         yield node
     finally:
         node.close()
+        signal.signal(signal.SIGTERM, previous)
     left = node.leftovers()
     assert not left, f"RabbitMQ left behind: {left}"
 
