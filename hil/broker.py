@@ -58,6 +58,23 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def end_process(process: subprocess.Popen[bytes] | None, *, grace_s: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL after ``grace_s``; wait for it either way (no zombie left)."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    await_or_kill(process, grace_s)
+
+
+def await_or_kill(process: subprocess.Popen[bytes], grace_s: float) -> None:
+    """Wait ``grace_s`` for a process told to stop, then SIGKILL it and reap it."""
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+
+
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout):
@@ -130,14 +147,7 @@ class LocalBroker:
 
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        end_process(process)
 
     @property
     def running(self) -> bool:

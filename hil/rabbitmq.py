@@ -27,8 +27,9 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import IO, Any
 
-from hil.broker import BrokerError, free_port, port_open
+from hil.broker import BrokerError, await_or_kill, end_process, free_port, port_open
 
 SCRIPTS = Path("/usr/lib/rabbitmq/bin")
 """Debian's unwrapped RabbitMQ scripts (``/usr/sbin``'s wrappers insist on running as root)."""
@@ -138,19 +139,9 @@ class RabbitMqBroker:
         if process is not None and process.poll() is None:
             with contextlib.suppress(BrokerError):
                 self._ctl("stop")
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+            await_or_kill(process, 30)
         epmd, self._epmd = self._epmd, None
-        if epmd is not None and epmd.poll() is None:
-            epmd.terminate()
-            try:
-                epmd.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                epmd.kill()
-                epmd.wait(timeout=5)
+        end_process(epmd)
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def leftovers(self) -> list[str]:
@@ -171,27 +162,8 @@ class RabbitMqBroker:
         with self.log_path.open("ab") as log_file:
             # Our own port mapper, in the foreground: the node finds it on ERL_EPMD_PORT and does
             # not start a daemon one that would outlive everything.
-            self._epmd = subprocess.Popen(
-                [*_dies_with_us(), "epmd", "-port", self._env["ERL_EPMD_PORT"]],
-                env=self._env,
-                user=self._user,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=log_file,
-                start_new_session=True,
-            )
-            self._process = subprocess.Popen(
-                [*_dies_with_us(), str(self.scripts / "rabbitmq-server")],
-                cwd=self.directory,
-                env=self._env,
-                user=self._user,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=log_file,
-                # Not in the terminal's process group: a Ctrl-C reaches only the tests, whose
-                # teardown stops the node cleanly.
-                start_new_session=True,
-            )
+            self._epmd = self._spawn(["epmd", "-port", self._env["ERL_EPMD_PORT"]], log_file)
+            self._process = self._spawn([str(self.scripts / "rabbitmq-server")], log_file)
         self._node_pid, self._epmd_pid = self._process.pid, self._epmd.pid
         try:
             self._wait_for_epmd()
@@ -203,6 +175,18 @@ class RabbitMqBroker:
             log = self._log_tail()
             self.close()
             raise BrokerError(f"{exc}\nits console log:\n{log}") from exc
+
+    def _spawn(self, argv: list[str], log_file: IO[bytes]) -> subprocess.Popen[bytes]:
+        """A child as the node's user, that gets SIGTERM when we end. Not in the terminal's
+        process group: a Ctrl-C reaches only the tests, whose teardown stops it cleanly."""
+        return subprocess.Popen(
+            [*_dies_with_us(), *argv],
+            **self._as_node_user,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=log_file,
+            start_new_session=True,
+        )
 
     def _wait_for_epmd(self) -> None:
         port = int(self._env["ERL_EPMD_PORT"])
@@ -246,14 +230,13 @@ class RabbitMqBroker:
     ) -> subprocess.CompletedProcess[bytes]:
         """Run a tool with the node's environment (its Erlang cookie, its port mapper)."""
         return subprocess.run(
-            argv,
-            cwd=self.directory,
-            env=self._env,
-            user=self._user,
-            capture_output=True,
-            timeout=timeout_s,
-            check=False,
+            argv, **self._as_node_user, capture_output=True, timeout=timeout_s, check=False
         )
+
+    @property
+    def _as_node_user(self) -> dict[str, Any]:
+        """Where and as whom the node's processes run: its directory, environment and user."""
+        return {"cwd": self.directory, "env": self._env, "user": self._user}
 
     def _log_tail(self, lines: int = 40) -> str:
         try:
