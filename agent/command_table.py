@@ -68,6 +68,8 @@ class Outcome(enum.StrEnum):
     LOCAL_ONLY = "local_only"
     TOO_LARGE = "too_large"
     EXPIRED = "expired"
+    REPLY_TOPIC_REFUSED = "reply_topic_refused"
+    """An MQTT 5 ResponseTopic outside the device's own topics (and the reply prefix)."""
     RATE_LIMITED = "rate_limited"
     BAD_ARGUMENTS = "bad_arguments"
     FAILED = "failed"
@@ -144,6 +146,12 @@ class CommandReply:
     def malformed(cls, name: str, error: str) -> CommandReply:
         """For a transport that could not read the request far enough to call the table."""
         return cls(name, Outcome.MALFORMED, error=error)
+
+    @classmethod
+    def refused(cls, name: str, outcome: Outcome, error: str) -> CommandReply:
+        """For a transport that refuses a request before calling the table."""
+        log.info("command refused name=%s code=%s error=%s", name, outcome.value, error)
+        return cls(name, outcome, error=error)
 
     @property
     def ok(self) -> bool:
@@ -270,8 +278,7 @@ class CommandTable:
 
     @staticmethod
     def _refuse(name: str, outcome: Outcome, error: str) -> CommandReply:
-        log.info("command refused name=%s code=%s error=%s", name, outcome.value, error)
-        return CommandReply(name, outcome, error=error)
+        return CommandReply.refused(name, outcome, error)
 
 
 def _describe_validation(name: str, exc: ValidationError) -> str:

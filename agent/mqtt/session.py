@@ -12,7 +12,7 @@ import socket
 import ssl
 import threading
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -83,7 +83,7 @@ class Session:
             CallbackAPIVersion.VERSION2,
             client_id=settings.client_id or device_id,
             protocol=paho.MQTTv5 if self.v5 else paho.MQTTv311,
-            clean_session=None if self.v5 else True,
+            clean_session=None if self.v5 else settings.session_expiry_s == 0,
             reconnect_on_failure=False,
         )
         self.client.connect_timeout = settings.handshake_timeout_s
@@ -271,8 +271,15 @@ class Session:
     def run(self) -> str:
         """Connect and run paho's loop until the connection ends; returns why it ended."""
         settings = self.settings
+        # Commands sent while the board was away wait in its broker session (3.1.1: the clean
+        # session flag, set when the client was made).
+        v5_session: dict[str, Any] = {}
+        if self.v5:
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            properties.SessionExpiryInterval = settings.session_expiry_s
+            v5_session = {"clean_start": settings.session_expiry_s == 0, "properties": properties}
         try:
-            self.client.connect(settings.host, settings.port, settings.keepalive)
+            self.client.connect(settings.host, settings.port, settings.keepalive, **v5_session)
         except (OSError, ssl.SSLError) as exc:
             return describe_connect_error(exc, settings)
         connack_by = time.monotonic() + settings.handshake_timeout_s

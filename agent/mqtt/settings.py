@@ -86,6 +86,18 @@ class MqttSettings(Section):
     reconnect_min_s: float = setting(1.0, "first reconnect delay", gt=0)
     reconnect_max_s: float = setting(120.0, "longest reconnect delay (exponential back-off)", gt=0)
     topic_root: str = setting(wire.TOPIC_ROOT, "topic prefix before the id")
+    reply_prefix: str | None = setting(
+        None,
+        "an MQTT 5 ResponseTopic may also start with this (besides the device's own topics)",
+        example="replies/ops",
+    )
+    session_expiry_s: int = setting(
+        86400,
+        "keep the broker session (commands sent while offline) this long; 0: clean session"
+        " (MQTT 3.1.1: any value > 0 means clean session off, the broker decides how long)",
+        ge=0,
+        le=0xFFFFFFFF,
+    )
     ha_discovery: bool = setting(False, "publish Home Assistant discovery")
     ha_prefix: str = setting("homeassistant", "Home Assistant discovery prefix")
     tls: TlsSettings | None = setting(None, "[mqtt.tls]: enables TLS")
@@ -100,7 +112,8 @@ class MqttSettings(Section):
                 ("reconnect_max_s",),
                 f"{self.reconnect_max_s:g} is less than reconnect_min_s {self.reconnect_min_s:g}",
             )
-        for key in ("topic_root", "ha_prefix"):
+        keys = ("topic_root", "ha_prefix") + (("reply_prefix",) if self.reply_prefix else ())
+        for key in keys:
             message = topic_prefix_problem(getattr(self, key))
             if message is None and key == "topic_root":
                 try:

@@ -535,7 +535,7 @@ def test_mqtt5_response_topic_and_correlation_data(
 ) -> None:
     watcher = subscribe(mosquitto, "replies/operator-1", schema="result")
     link = links(
-        settings_for(mosquitto, "5"),
+        settings_for(mosquitto, "5", reply_prefix="replies"),
         outbox,
         commands=CommandTable(
             [Command("ping", NoArgs, lambda _: {"pong": True}, "answers", remote=True)]
