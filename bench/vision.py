@@ -11,7 +11,7 @@ same graph with the weights dequantized to float and the activation quantize/deq
 removed, i.e. exactly the fp32 architecture (its weights differ by rounding, which does not change
 its speed; see models/dequantize.py).
 
-``python bench/vision.py [--fp32 FILE] [--runs 50]``
+``python bench/vision.py [--fp32 FILE] [--runs 50] [--baseline OLD_INT8.onnx]``
 """
 
 from __future__ import annotations
@@ -94,6 +94,12 @@ def main() -> int:
     parser.add_argument("--int8", type=Path, default=shipped_model_path())
     parser.add_argument("--fp32", type=Path, default=DEFAULT_FP32)
     parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="another int8 model (e.g. the previous shipped one) timed in the same run",
+    )
     args = parser.parse_args()
     if args.runs < 20:
         parser.error("--runs must be >= 20")
@@ -119,6 +125,9 @@ def main() -> int:
             for precision, path in (("fp32", fp32), ("int8", args.int8))
             for threads in (1, 2)
         }
+        if args.baseline is not None:
+            for threads in (1, 2):
+                raw[("baseline", threads)] = raw_latency(args.baseline, tensor, threads, args.runs)
         classifier = OnnxClassifier(args.int8, threads=1)
         file_ms = median_ms(lambda: classifier.classify_file(snapshot), args.runs)
         rss_mb, label = peak_rss_mb(args.int8, snapshot, 1)
@@ -139,6 +148,14 @@ def main() -> int:
             f" {raw[('int8', threads)]:7.2f}  speed-up"
             f" {raw[('fp32', threads)] / raw[('int8', threads)]:.2f}x"
         )
+    if args.baseline is not None:
+        print(f"baseline int8: {args.baseline}")
+        for threads in (1, 2):
+            ratio = raw[("int8", threads)] / raw[("baseline", threads)]
+            print(
+                f"  {threads} thread(s): baseline {raw[('baseline', threads)]:7.2f}  this"
+                f" {raw[('int8', threads)]:7.2f}  ratio {ratio:.2f}x"
+            )
     print(f"file -> verdict, 2 MP JPEG, int8, 1 thread: {file_ms:.2f} ms")
     print(f"model sizes: fp32 {sizes['fp32'] / 1e6:.1f} MB, int8 {sizes['int8'] / 1e6:.1f} MB")
     print(f"peak RSS, process that loads int8 and classifies the JPEG: {rss_mb:.0f} MB ({label})")
@@ -147,6 +164,9 @@ def main() -> int:
     print(f"  file->verdict / raw int8  {file_ratio:.2f}x  (<= 1.25x) {status(file_ratio <= 1.25)}")
     print(f"  int8 size / fp32 size     {size_ratio:.2f}   (<= 0.3)   {status(size_ratio <= 0.3)}")
     print(f"  peak RSS                  {rss_mb:.0f} MB  (<= 150)   {status(rss_mb <= 150)}")
+    if args.baseline is not None:
+        ratio = raw[("int8", 1)] / raw[("baseline", 1)]
+        print(f"  raw int8 / baseline       {ratio:.2f}x  (<= 1.2x)  {status(ratio <= 1.2)}")
     return 0
 
 

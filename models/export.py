@@ -1,8 +1,10 @@
 """Export a training checkpoint to ONNX (fp32) with its manifest.
 
 The graph has a fixed 1 x 3 x H x W input: the board classifies one snapshot at a time, and a
-static shape lets ONNX Runtime plan memory and fold shapes once. The export is checked against
-torch on a random input before the file is accepted.
+static shape lets ONNX Runtime plan memory and fold shapes once. Two outputs: ``logits`` [1, 2]
+and ``features`` [1, 512], the penultimate activations after global average pooling, which the
+runtime's out-of-distribution score and ``remotair model adapt`` read. The export is checked
+against torch on a random input before the file is accepted.
 
 ``python -m models.export CHECKPOINT.pt --out build/visual_clean/visual_clean_resnet18_fp32.onnx``
 """
@@ -22,13 +24,30 @@ import torch
 from agent.vision import LABELS
 from agent.vision.manifest import ModelManifest, manifest_path_for, sha256_file, write_manifest
 from models.cli import run
-from models.resnet import build_model
+from models.resnet import ResNet, build_model
 
 logger = logging.getLogger(__name__)
 
 OPSET = 17
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
+FEATURES_NAME = "features"
+"""Second output: the penultimate features after global average pooling (out-of-distribution
+score, on-board head refits)."""
+
+
+class WithFeatures(torch.nn.Module):
+    """A classifier that also returns its penultimate features: the exported graph's outputs."""
+
+    def __init__(self, model: ResNet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.model.features(x)
+        return self.model.fc(features), features
+
+
 DEFAULT_THRESHOLD = 0.5
 
 
@@ -55,13 +74,13 @@ def export(checkpoint_path: Path, out: Path, *, opset: int = OPSET) -> ModelMani
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter announces its deprecation
         torch.onnx.export(
-            model,
+            WithFeatures(model).eval(),
             (example,),
             str(out),
             dynamo=False,
             opset_version=opset,
             input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
+            output_names=[OUTPUT_NAME, FEATURES_NAME],
             do_constant_folding=True,
         )
     _check(out, model, example)
@@ -96,7 +115,7 @@ def _check(path: Path, model: torch.nn.Module, example: torch.Tensor) -> None:
 
     onnx.checker.check_model(str(path))
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    (onnx_logits,) = session.run(None, {INPUT_NAME: example.numpy()})
+    onnx_logits = session.run([OUTPUT_NAME], {INPUT_NAME: example.numpy()})[0]
     with torch.no_grad():
         torch_logits = model(example).numpy()
     error = float(np.max(np.abs(onnx_logits - torch_logits)))

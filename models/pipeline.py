@@ -1,8 +1,10 @@
-"""One command from labeled images to a shippable model: train -> export -> quantize -> evaluate.
+"""One command from labeled images to a shippable model: train -> export -> quantize ->
+calibrate -> evaluate.
 
 ``python -m models.pipeline DATA_DIR --out models/`` leaves in ``--out`` the int8 model and its
-manifest (metrics of fp32 and int8 on the test split, agreement between them, the calibration
-comparison); the checkpoint, the fp32 ONNX and the quantization candidates stay in ``--work-dir``.
+manifest (metrics of fp32 and int8 on the test split, agreement between them, the quantization
+calibration comparison, the fitted temperature, uncertain band and OOD score with their measures
+on the test split); the reliability diagram goes to ``--work-dir``; the checkpoint, the fp32 ONNX and the quantization candidates stay in ``--work-dir``.
 ``--generate`` first renders the synthetic set into DATA_DIR if it is empty.
 """
 
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.vision.manifest import ModelManifest, load_manifest, manifest_path_for, write_manifest
+from models.calibrate import calibrate
 from models.cli import run
 from models.dataset import DATASET_INFO, DEFAULT_COUNTS, generate
 from models.evaluate import agreement, evaluate
@@ -74,6 +77,11 @@ def run_pipeline(
         manifest, metrics=metrics, extra={**manifest.extra, **_data_record(data_dir)}
     )
     write_manifest(manifest, manifest_path_for(int8_path))
+    # Confidence of the model that ships: temperature and uncertain band on the validation split,
+    # OOD statistics on the training features; measured on the test split (models.calibrate).
+    manifest = calibrate(
+        int8_path, data.splits, diagram=work_dir / "reliability.png", threads=config.threads
+    )
     summary = {
         "data": data.summary(),
         "skipped": [f"{path}: {reason}" for path, reason in data.skipped],
@@ -83,7 +91,7 @@ def run_pipeline(
         "best_epoch": result.best_epoch,
         "epochs_run": len(result.history),
         "calibration_comparison": comparison,
-        "metrics": metrics,
+        "metrics": manifest.metrics,
         "fp32_bytes": fp32_path.stat().st_size,
         "int8_bytes": int8_path.stat().st_size,
         "pipeline_seconds": round(time.monotonic() - started, 1),

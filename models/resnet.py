@@ -126,10 +126,22 @@ class ResNet(nn.Module):
         layers.extend(block(self.inplanes, planes, 1, None) for _ in range(1, blocks))
         return nn.Sequential(*layers)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def stem(self, x: Tensor) -> Tensor:
+        """Layers up to and including ``layer3``: what frozen-backbone runs cache."""
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        logits: Tensor = self.fc(torch.flatten(self.avgpool(x), 1))
+        out: Tensor = self.layer3(self.layer2(self.layer1(x)))
+        return out
+
+    def head_features(self, x: Tensor) -> Tensor:
+        """``layer4`` and global average pooling on :meth:`stem`'s output: the penultimate
+        features (the ONNX model's ``features`` output, used for the out-of-distribution score)."""
+        return torch.flatten(self.avgpool(self.layer4(x)), 1)
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.head_features(self.stem(x))
+
+    def forward(self, x: Tensor) -> Tensor:
+        logits: Tensor = self.fc(self.features(x))
         return logits
 
 

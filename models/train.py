@@ -36,9 +36,11 @@ from torch import nn
 from agent.vision import LABELS
 from agent.vision.factory import shipped_model_path
 from agent.vision.preprocess import centre_crop, load_image, normalise, resize_to_cover
+from models.augment import camera_augment
 from models.cli import run
 from models.dataset import describe
 from models.folders import Sample, class_counts, scan
+from models.frozen_stem import head_outputs, merged, stem_features, train_head, with_mirrors
 from models.resnet import ARCHITECTURES, Architecture, ResNet, build_model, load_backbone_weights
 
 logger = logging.getLogger(__name__)
@@ -65,6 +67,12 @@ class TrainConfig:
     threads: int = 2
     max_steps: int = 0
     """Stop after this many optimiser steps in total (0: no limit). For smoke tests."""
+    augment: bool = True
+    """Camera augmentations (colour, blur, erasing, perspective, JPEG) on top of crop and flip."""
+    freeze_stem: bool = False
+    """Train only ``layer4`` and the head on cached ``layer3`` maps (see models.frozen_stem)."""
+    views: int = 1
+    """Augmented views of each training image cached for a frozen-stem run (each also mirrored)."""
     init_from: str = SHIPPED
     """:data:`SHIPPED` (the committed model), ``""`` (from scratch), an exported ``.onnx``
     model, or a torchvision-format state dict."""
@@ -110,8 +118,10 @@ def _batch(
     indices: np.ndarray,
     size: tuple[int, int],
     rng: np.random.Generator | None,
+    augment: bool = False,
 ) -> torch.Tensor:
-    """Normalised NCHW batch; random crop + photometric jitter when ``rng`` is given."""
+    """Normalised NCHW batch; random crop + photometric jitter when ``rng`` is given, and the
+    camera augmentations of :func:`models.augment.camera_augment` when ``augment`` is also set."""
     out = np.empty((len(indices), 3, size[0], size[1]), dtype=np.float32)
     for row, index in enumerate(indices):
         image = images[int(index)]
@@ -129,12 +139,15 @@ def _batch(
             )
             if rng.random() < 0.5:
                 crop = crop[:, ::-1]
-            gain = rng.uniform(0.8, 1.2) * rng.uniform(0.94, 1.06, size=3)
-            contrast = rng.uniform(0.8, 1.2)
-            pixels = crop.astype(np.float32)
-            mean = pixels.mean()
-            pixels = (pixels - mean) * contrast + mean
-            crop = np.clip(pixels * gain, 0, 255).astype(np.uint8)
+            if augment:
+                crop = camera_augment(np.ascontiguousarray(crop), rng)
+            else:
+                gain = rng.uniform(0.8, 1.2) * rng.uniform(0.94, 1.06, size=3)
+                contrast = rng.uniform(0.8, 1.2)
+                pixels = crop.astype(np.float32)
+                mean = pixels.mean()
+                pixels = (pixels - mean) * contrast + mean
+                crop = np.clip(pixels * gain, 0, 255).astype(np.uint8)
         out[row] = normalise(np.ascontiguousarray(crop), IMAGENET_MEAN, IMAGENET_STD)[0]
     return torch.from_numpy(out)
 
@@ -192,62 +205,71 @@ def train(data_dir: Path, checkpoint: Path, config: TrainConfig) -> TrainResult:
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimiser, max_lr=config.lr, total_steps=max(total_steps, 2), pct_start=0.15
     )
-    best_state: dict[str, torch.Tensor] = {}
-    best = (-1.0, math.inf)  # (val accuracy, -val loss) ordering, see below
-    best_epoch, stale, step = 0, 0, 0
-    history: list[EpochRecord] = []
-    for epoch in range(1, config.epochs + 1):
-        epoch_started = time.monotonic()
-        model.train()
-        order = rng.permutation(len(train_images))
-        seen, correct, running = 0, 0, 0.0
-        for start in range(0, len(order), config.batch_size):
-            indices = order[start : start + config.batch_size]
-            if len(indices) < 2:  # BatchNorm needs more than one sample
-                continue
-            inputs = _batch(train_images, indices, size, rng)
-            target = torch.from_numpy(train_labels[indices])
-            logits = model(inputs)
-            loss = loss_fn(logits, target)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            step += 1
-            if step < total_steps:
-                scheduler.step()
-            seen += len(indices)
-            running += loss.item() * len(indices)
-            correct += int((logits.argmax(1) == target).sum())
+    best_state: dict[str, torch.Tensor]
+    history: list[EpochRecord]
+    if config.freeze_stem:
+        best_state, record = _fit_frozen_stem(
+            model, (train_images, train_labels), (val_images, val_labels), config, rng
+        )
+        history = [record]
+        best, best_epoch = (record.val_accuracy, record.val_loss), config.epochs
+    else:
+        best_state = {}
+        best = (-1.0, math.inf)  # (val accuracy, -val loss) ordering, see below
+        best_epoch, stale, step = 0, 0, 0
+        history = []
+        for epoch in range(1, config.epochs + 1):
+            epoch_started = time.monotonic()
+            model.train()
+            order = rng.permutation(len(train_images))
+            seen, correct, running = 0, 0, 0.0
+            for start in range(0, len(order), config.batch_size):
+                indices = order[start : start + config.batch_size]
+                if len(indices) < 2:  # BatchNorm needs more than one sample
+                    continue
+                inputs = _batch(train_images, indices, size, rng, config.augment)
+                target = torch.from_numpy(train_labels[indices])
+                logits = model(inputs)
+                loss = loss_fn(logits, target)
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+                step += 1
+                if step < total_steps:
+                    scheduler.step()
+                seen += len(indices)
+                running += loss.item() * len(indices)
+                correct += int((logits.argmax(1) == target).sum())
+                if config.max_steps and step >= config.max_steps:
+                    break
+            val_loss, val_accuracy = _evaluate(model, val_images, val_labels, size, plain_loss)
+            record = EpochRecord(
+                epoch,
+                running / max(1, seen),
+                correct / max(1, seen),
+                val_loss,
+                val_accuracy,
+                time.monotonic() - epoch_started,
+            )
+            history.append(record)
+            print(
+                f"epoch {epoch:2d}/{config.epochs}  train_loss {record.train_loss:.4f}"
+                f"  train_acc {record.train_accuracy:.3f}  val_loss {val_loss:.4f}"
+                f"  val_acc {val_accuracy:.3f}  {record.seconds:.0f}s",
+                flush=True,
+            )
+            # Higher accuracy wins; at equal accuracy the lower loss (better calibrated) wins.
+            if (val_accuracy, -val_loss) > (best[0], -best[1]):
+                best = (val_accuracy, val_loss)
+                best_epoch, stale = epoch, 0
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                stale += 1
+            if stale >= config.patience:
+                print(f"early stop: no validation improvement for {stale} epochs", flush=True)
+                break
             if config.max_steps and step >= config.max_steps:
                 break
-        val_loss, val_accuracy = _evaluate(model, val_images, val_labels, size, plain_loss)
-        record = EpochRecord(
-            epoch,
-            running / max(1, seen),
-            correct / max(1, seen),
-            val_loss,
-            val_accuracy,
-            time.monotonic() - epoch_started,
-        )
-        history.append(record)
-        print(
-            f"epoch {epoch:2d}/{config.epochs}  train_loss {record.train_loss:.4f}"
-            f"  train_acc {record.train_accuracy:.3f}  val_loss {val_loss:.4f}"
-            f"  val_acc {val_accuracy:.3f}  {record.seconds:.0f}s",
-            flush=True,
-        )
-        # Higher accuracy wins; at equal accuracy the lower loss (better calibrated) wins.
-        if (val_accuracy, -val_loss) > (best[0], -best[1]):
-            best = (val_accuracy, val_loss)
-            best_epoch, stale = epoch, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            stale += 1
-        if stale >= config.patience:
-            print(f"early stop: no validation improvement for {stale} epochs", flush=True)
-            break
-        if config.max_steps and step >= config.max_steps:
-            break
     seconds = time.monotonic() - started
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
     torch.save(
@@ -297,6 +319,60 @@ def initialise(
     logger.info("init_from model=%s batchnorm_recalibrated_on=%d", source, measured)
 
 
+def _fit_frozen_stem(
+    model: ResNet,
+    train_set: tuple[Sequence[np.ndarray], np.ndarray],
+    val_set: tuple[Sequence[np.ndarray], np.ndarray],
+    config: TrainConfig,
+    rng: np.random.Generator,
+) -> tuple[dict[str, torch.Tensor], EpochRecord]:
+    """Train ``layer4`` + ``fc`` on cached ``layer3`` maps (see :mod:`models.frozen_stem`)."""
+    started = time.monotonic()
+    size = config.input_size
+    images, labels = train_set
+    chunks = [np.arange(i, min(i + 64, len(images))) for i in range(0, len(images), 64)]
+    batches = [
+        _batch(images, chunk, size, rng, config.augment)
+        for _ in range(config.views)
+        for chunk in chunks
+    ]
+    stems, stem_labels = with_mirrors(
+        stem_features(model, batches), np.concatenate([labels] * config.views)
+    )
+    val_images, val_labels = val_set
+    val_chunks = [np.arange(i, min(i + 64, len(val_images))) for i in range(0, len(val_images), 64)]
+    val_stems = stem_features(model, [_batch(val_images, c, size, None) for c in val_chunks])
+    print(f"stem maps cached: {len(stems)} views in {time.monotonic() - started:.0f}s", flush=True)
+    head = train_head(
+        model,
+        stems,
+        stem_labels,
+        epochs=config.epochs,
+        lr=config.lr,
+        weight_decay=config.weight_decay,
+        batch_size=config.batch_size,
+        seed=config.seed,
+    )
+    train_logits, _ = head_outputs(head, stems)
+    val_logits, _ = head_outputs(head, val_stems)
+    loss_fn = nn.CrossEntropyLoss()
+    record = EpochRecord(
+        config.epochs,
+        float(loss_fn(torch.from_numpy(train_logits), torch.from_numpy(stem_labels))),
+        float((train_logits.argmax(1) == stem_labels).mean()),
+        float(loss_fn(torch.from_numpy(val_logits), torch.from_numpy(val_labels))),
+        float((val_logits.argmax(1) == val_labels).mean()),
+        time.monotonic() - started,
+    )
+    print(
+        f"frozen stem, {config.epochs} epochs: train_acc {record.train_accuracy:.3f}"
+        f"  val_loss {record.val_loss:.4f}  val_acc {record.val_accuracy:.3f}"
+        f"  {record.seconds:.0f}s",
+        flush=True,
+    )
+    return merged(model, head).state_dict(), record
+
+
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = TrainConfig()
     parser.add_argument("--arch", choices=ARCHITECTURES, default=defaults.arch)
@@ -315,6 +391,18 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--threads", type=int, default=defaults.threads)
     parser.add_argument("--max-steps", type=int, default=0, help="stop after N steps (smoke test)")
+    parser.add_argument(
+        "--freeze-stem",
+        action="store_true",
+        help="train only layer4 and the head on cached layer3 maps (fine-tuning; fast on a CPU)",
+    )
+    parser.add_argument("--views", type=int, default=defaults.views, help="with --freeze-stem")
+    parser.add_argument(
+        "--no-augment",
+        dest="augment",
+        action="store_false",
+        help="only crop, flip and brightness jitter (no blur, erasing, perspective, JPEG)",
+    )
     start = parser.add_mutually_exclusive_group()
     start.add_argument(
         "--init-from",
@@ -359,6 +447,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         threads=args.threads,
         max_steps=args.max_steps,
         init_from=args.init_from,
+        augment=args.augment,
+        freeze_stem=args.freeze_stem,
+        views=args.views,
     )
 
 

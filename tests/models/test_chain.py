@@ -72,6 +72,12 @@ def test_pipeline_runs_every_stage_and_writes_a_consistent_manifest(
     assert sum(map(sum, confusion)) == 6
     assert manifest.extra["quantization"]["calibration_images"] == 32
     assert manifest.extra["dataset"]["seed_ranges"]["test"] == [300_000, 300_006]
+    # The model knows when it is unsure: calibration and OOD score fitted, features exported.
+    assert manifest.calibration is not None and manifest.ood is not None
+    assert manifest.metrics["uncertainty"]["images"] == 6
+    assert (work / "reliability.png").is_file()
+    outputs = [o.name for o in onnx.load(str(int8)).graph.output]
+    assert outputs == ["logits", "features"]
     methods = [row["method"] for row in manifest.extra["calibration_comparison"]]
     assert methods == ["MinMax", "Percentile"]
     # Really quantized: QDQ nodes with int8 weights, and much smaller than fp32.
