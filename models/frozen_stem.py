@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -75,6 +75,34 @@ def head_outputs(head: Head, stems: torch.Tensor) -> tuple[np.ndarray, np.ndarra
     return torch.cat(logits).numpy(), torch.cat(features).numpy()
 
 
+def one_cycle(
+    module: nn.Module,
+    *,
+    lr: float,
+    weight_decay: float,
+    epochs: int,
+    per_epoch: int,
+    batch_size: int = 32,
+) -> Callable[[torch.Tensor], None]:
+    """An optimiser step for ``module``'s loss: AdamW on a one-cycle schedule (15 % warm-up)."""
+    optimiser = torch.optim.AdamW(module.parameters(), lr=lr, weight_decay=weight_decay)
+    total = max(2, epochs * math.ceil(per_epoch / batch_size))
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimiser, max_lr=lr, total_steps=total, pct_start=0.15
+    )
+    taken = [0]
+
+    def step(loss: torch.Tensor) -> None:
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()  # type: ignore[no-untyped-call]
+        optimiser.step()
+        taken[0] += 1
+        if taken[0] < total:
+            scheduler.step()
+
+    return step
+
+
 def train_head(
     base: ResNet,
     stems: torch.Tensor,
@@ -95,13 +123,15 @@ def train_head(
     counts = np.bincount(labels, minlength=len(LABELS))
     weights = torch.tensor([len(labels) / (len(LABELS) * max(1, int(c))) for c in counts])
     loss_fn = nn.CrossEntropyLoss(weight=weights.float())
-    optimiser = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=weight_decay)
-    steps = max(2, epochs * math.ceil(len(labels) / batch_size))
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimiser, max_lr=lr, total_steps=steps, pct_start=0.15
+    step = one_cycle(
+        head,
+        lr=lr,
+        weight_decay=weight_decay,
+        epochs=epochs,
+        per_epoch=len(labels),
+        batch_size=batch_size,
     )
     targets = torch.from_numpy(labels)
-    step = 0
     for _ in range(epochs):
         head.train()
         order = rng.permutation(len(labels))
@@ -109,13 +139,7 @@ def train_head(
             indices = torch.from_numpy(order[start : start + batch_size])
             if len(indices) < 2:  # BatchNorm needs more than one sample
                 continue
-            loss = loss_fn(head(stems[indices].float()), targets[indices])
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            step += 1
-            if step < steps:
-                scheduler.step()
+            step(loss_fn(head(stems[indices].float()), targets[indices]))
     return head
 
 

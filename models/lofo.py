@@ -22,6 +22,7 @@ and reports accuracy and the uncertain verdicts' rates on its held-out family.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
 import time
@@ -31,37 +32,79 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from agent.vision import LABELS
 from agent.vision.calibration import fit_calibration, fit_ood, softmax, uncertainty_report
 from models.dataset import LOOKS_FILE
 from models.folders import Sample, list_samples, resolve_splits
-from models.frozen_stem import Head, head_outputs, stem_features, train_head, with_mirrors
+from models.frozen_stem import one_cycle
 from models.resnet import ResNet, build_model
-from models.train import TRAIN_ZOOM, _batch, load_images
+from models.train import TRAIN_ZOOM, _batch, load_images, parse_size
 from models.warm_start import load_shipped_weights, recalibrate_batchnorm
 
 logger = logging.getLogger(__name__)
 
-SIZE = (144, 192)
-FROZEN_BLOCKS = 1
-"""Leave-one-out runs also freeze the first block of ``layer4`` (half its cost): see the module
-docstring."""
+SIZE = (72, 96)
+"""Input of the leave-one-out runs: a quarter of the shipped model's pixels (see the docstring)."""
 
 
-def _stems(
-    model: ResNet, images: Sequence[np.ndarray], rng: np.random.Generator | None
-) -> torch.Tensor:
-    chunks = [np.arange(i, min(i + 64, len(images))) for i in range(0, len(images), 64)]
-    batches = [_batch(images, chunk, SIZE, rng, rng is not None) for chunk in chunks]
-    return stem_features(model, batches, FROZEN_BLOCKS)
+def fine_tune(
+    base: ResNet,
+    images: Sequence[np.ndarray],
+    labels: np.ndarray,
+    *,
+    size: tuple[int, int],
+    epochs: int,
+    lr: float,
+    seed: int,
+    batch_size: int = 32,
+) -> ResNet:
+    """Every layer of a copy of ``base`` trained on ``images`` (augmented like models.train)."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = copy.deepcopy(base)
+    counts = np.bincount(labels, minlength=len(LABELS))
+    weights = torch.tensor([len(labels) / (len(LABELS) * max(1, int(c))) for c in counts])
+    loss_fn = nn.CrossEntropyLoss(weight=weights.float())
+    step = one_cycle(
+        model, lr=lr, weight_decay=1e-4, epochs=epochs, per_epoch=len(labels), batch_size=batch_size
+    )
+    for _ in range(epochs):
+        model.train()
+        order = rng.permutation(len(labels))
+        for start in range(0, len(order), batch_size):
+            indices = order[start : start + batch_size]
+            if len(indices) < 2:
+                continue
+            inputs = _batch(images, indices, size, rng, True)
+            step(loss_fn(model(inputs), torch.from_numpy(labels[indices])))
+    return model.eval()
+
+
+def outputs(
+    model: ResNet, images: Sequence[np.ndarray], size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Logits and penultimate features of plain (centre-crop) views."""
+    model.eval()
+    logits, features = [], []
+    with torch.no_grad():
+        for start in range(0, len(images), 64):
+            batch = _batch(images, np.arange(start, min(start + 64, len(images))), size, None)
+            f = model.features(batch)
+            features.append(f)
+            logits.append(model.fc(f))
+    return torch.cat(logits).numpy(), torch.cat(features).numpy()
 
 
 def _every_nth(samples: Sequence[Sample], wanted: int) -> list[Sample]:
-    """About ``wanted`` samples spread over the set, in seed order (labels alternate by seed,
-    so the subset stays balanced)."""
-    ordered = sorted(samples, key=lambda s: s.path.name)
-    return ordered[:: max(1, len(ordered) // max(1, wanted))][:wanted]
+    """About ``wanted`` samples spread over the set, as many of each label."""
+    picked: list[Sample] = []
+    for label in range(len(LABELS)):
+        of_label = sorted((s for s in samples if s.label == label), key=lambda s: s.path.name)
+        share = max(1, wanted // len(LABELS))
+        picked += of_label[:: max(1, len(of_label) // share)][:share]
+    return picked
 
 
 def _families_of(root: Path, samples: Sequence[Sample]) -> list[set[str]]:
@@ -69,31 +112,24 @@ def _families_of(root: Path, samples: Sequence[Sample]) -> list[set[str]]:
     return [set(looks.get(s.path.relative_to(root).as_posix(), [])) for s in samples]
 
 
-def evaluate_run(
-    head: Head,
-    train: tuple[torch.Tensor, np.ndarray],
-    val: tuple[torch.Tensor, np.ndarray],
-    test: tuple[torch.Tensor, np.ndarray],
-) -> dict[str, Any]:
+Outputs = tuple[np.ndarray, np.ndarray, np.ndarray]
+"""Logits, features and labels of a set of images."""
+
+
+def evaluate_run(train: Outputs, val: Outputs, test: Outputs) -> dict[str, Any]:
     """Calibrate on ``val`` (OOD statistics on ``train``), then measure on ``test``."""
-    train_logits, train_features = head_outputs(head, train[0])
-    val_logits, val_features = head_outputs(head, val[0])
-    test_logits, test_features = head_outputs(head, test[0])
-    calibration = fit_calibration(val_logits, val[1])
-    ood = fit_ood(train_features, train[1], val_features)
-    p_dirty = softmax(test_logits, calibration.temperature)[:, 1]
+    calibration = fit_calibration(val[0], val[2])
+    ood = fit_ood(train[1], train[2], val[1])
+    p_dirty = softmax(test[0], calibration.temperature)[:, 1]
     report: dict[str, Any] = uncertainty_report(
-        p_dirty,
-        test[1],
-        band=calibration.uncertain_band,
-        out_of_distribution=ood.is_out(test_features),
+        p_dirty, test[2], band=calibration.uncertain_band, out_of_distribution=ood.is_out(test[1])
     )
     predicted = (p_dirty >= 0.5).astype(np.int64)
     report["confusion_matrix"] = [
-        [int(((test[1] == t) & (predicted == p)).sum()) for p in range(2)] for t in range(2)
+        [int(((test[2] == t) & (predicted == p)).sum()) for p in range(2)] for t in range(2)
     ]
-    report["val_accuracy"] = round(float((val_logits.argmax(1) == val[1]).mean()), 4)
-    report["train_accuracy"] = round(float((train_logits.argmax(1) == train[1]).mean()), 4)
+    report["val_accuracy"] = round(float((val[0].argmax(1) == val[2]).mean()), 4)
+    report["train_accuracy"] = round(float((train[0].argmax(1) == train[2]).mean()), 4)
     return report
 
 
@@ -110,83 +146,100 @@ def run(
     train_images_wanted: int,
     val_images_wanted: int = 400,
     heldout_images_wanted: int = 200,
+    size: tuple[int, int] = SIZE,
 ) -> dict[str, Any]:
     torch.set_num_threads(threads)
     started = time.monotonic()
     splits = resolve_splits(data_dir)
-    # Every n-th training image: a smaller run, still balanced (labels alternate by seed).
     train_samples = _every_nth(splits["train"], train_images_wanted)
-    train_images, train_labels = load_images(train_samples, SIZE, TRAIN_ZOOM)
+    train_images, train_labels = load_images(train_samples, size, TRAIN_ZOOM)
+    train_families = _families_of(data_dir, train_samples)
     val_samples = _every_nth(splits["val"], val_images_wanted)
-    val_images, val_labels = load_images(val_samples, SIZE)
-    base = build_model("resnet18", len(LABELS))
-    probe = [
-        _batch(train_images, np.arange(i, min(i + 32, len(train_images))), SIZE, None)
-        for i in range(0, min(128, len(train_images)), 32)
-    ]
-    load_shipped_weights(base, init_from)
-    recalibrate_batchnorm(base, probe)
-    rng = np.random.default_rng(seed)
-    train_stems, train_labels = with_mirrors(_stems(base, train_images, rng), train_labels)
-    train_families = _families_of(data_dir, train_samples) * 2
-    val_stems = _stems(base, val_images, None)
+    val_images, val_labels = load_images(val_samples, size)
     val_families = _families_of(data_dir, val_samples)
-    heldout: dict[str, tuple[torch.Tensor, np.ndarray]] = {}
+    heldout: dict[str, tuple[list[np.ndarray], np.ndarray]] = {}
     for name in families:
         samples = _every_nth(list_samples(heldout_dir / name / "test"), heldout_images_wanted)
-        images, labels = load_images(samples, SIZE)
-        heldout[name] = (_stems(base, images, None), labels)
-    cached_s = time.monotonic() - started
-    logger.info("lofo features cached seconds=%.0f", cached_s)
+        heldout[name] = load_images(samples, size)
+    base = build_model("resnet18", len(LABELS))
+    load_shipped_weights(base, init_from)
+    probe = [
+        _batch(train_images, np.arange(i, min(i + 32, len(train_images))), size, None)
+        for i in range(0, min(128, len(train_images)), 32)
+    ]
+    recalibrate_batchnorm(base, probe)
 
     results: dict[str, Any] = {}
     for family in [None, *families]:
         run_started = time.monotonic()
-        keep = np.array([family not in f for f in train_families])
-        keep_val = np.array([family not in f for f in val_families])
-        head = train_head(
-            base,
-            train_stems[torch.from_numpy(keep)],
-            train_labels[keep],
-            epochs=epochs,
-            lr=lr,
-            seed=seed,
-            frozen_blocks=FROZEN_BLOCKS,
+        keep = np.flatnonzero([family not in f for f in train_families])
+        keep_val = np.flatnonzero([family not in f for f in val_families])
+        images = [train_images[i] for i in keep]
+        model = fine_tune(
+            base, images, train_labels[keep], size=size, epochs=epochs, lr=lr, seed=seed
         )
-        train_pair = (train_stems[torch.from_numpy(keep)], train_labels[keep])
-        val_pair = (val_stems[torch.from_numpy(keep_val)], val_labels[keep_val])
-        if family is None:
-            row = {}
-            for name, pair in heldout.items():
-                row[name] = evaluate_run(head, train_pair, val_pair, pair)
-            key = "none held out"
-        else:
-            row = evaluate_run(head, train_pair, val_pair, heldout[family])
-            key = family
-        row_seconds = round(time.monotonic() - run_started, 1)
-        results[key] = {
-            "train_images": int(keep.sum()),
-            "val_images": int(keep_val.sum()),
-            "seconds": row_seconds,
-            **({"result": row} if family is not None else {"results": row}),
+        train_out = (*outputs(model, images, size), train_labels[keep])
+        val_out = (*outputs(model, [val_images[i] for i in keep_val], size), val_labels[keep_val])
+        names = list(heldout) if family is None else [family]
+        row = {
+            name: evaluate_run(
+                train_out, val_out, (*outputs(model, heldout[name][0], size), heldout[name][1])
+            )
+            for name in names
         }
-        logger.info("lofo family=%s result=%s", key, json.dumps(row)[:300])
-        print(f"{key}: {json.dumps(results[key])[:400]}", flush=True)
+        key = family or "none held out"
+        results[key] = {
+            "train_images": len(keep),
+            "val_images": len(keep_val),
+            "seconds": round(time.monotonic() - run_started, 1),
+            "results": row,
+        }
+        print(f"{key}: {json.dumps(results[key])}", flush=True)
     return {
         "init_from": str(init_from),
         "families": list(families),
+        "recipe": "every layer fine-tuned from the warm start, camera augmentations",
+        "input_size": list(size),
         "epochs": epochs,
         "lr": lr,
         "train_images": len(train_samples),
         "val_images": len(val_samples),
         "heldout_images": {name: len(pair[1]) for name, pair in heldout.items()},
-        "frozen": f"conv1 .. layer3 and layer4.0 ({FROZEN_BLOCKS} block of layer4)",
         "seed": seed,
         "threads": threads,
-        "feature_cache_seconds": round(cached_s, 1),
         "seconds": round(time.monotonic() - started, 1),
         "runs": results,
     }
+
+
+def measure_model(
+    model: Path, heldout_dir: Path, families: Sequence[str], *, images: int, threads: int
+) -> dict[str, Any]:
+    """A shipped (ONNX) model on each family's held-out set, through the runtime's path, with
+    the uncertain verdict of its own manifest (not a leave-one-out run: a reference row)."""
+    from agent.vision.features import model_outputs
+    from agent.vision.onnx_backend import OnnxClassifier
+
+    classifier = OnnxClassifier(model, threads=threads)
+    manifest = classifier.manifest
+    rows: dict[str, Any] = {}
+    try:
+        for name in families:
+            samples = _every_nth(list_samples(heldout_dir / name / "test"), images)
+            out = model_outputs(classifier, [s.path for s in samples])
+            logits, features = out.logits, out.features
+            labels = np.asarray([s.label for s in samples])
+            if manifest.calibration is not None and manifest.ood is not None:
+                p_dirty = manifest.calibration.p_dirty(logits)
+                band = manifest.calibration.uncertain_band
+                ood = manifest.ood.is_out(features)
+            else:
+                p_dirty, band, ood = softmax(logits)[:, 1], (0.5, 0.5), None
+            rows[name] = uncertainty_report(p_dirty, labels, band=band, out_of_distribution=ood)
+            print(f"{name}: {json.dumps(rows[name])}", flush=True)
+    finally:
+        classifier.close()
+    return {"model": manifest.model_id, "images_per_family": images, "results": rows}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -195,7 +248,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m models.lofo", description=__doc__)
     parser.add_argument("data_dir", type=Path, help="generated set with looks.json")
     parser.add_argument("heldout_dir", type=Path, help="one generated set per family")
-    parser.add_argument("--init-from", type=Path, required=True, help="ONNX model to start from")
+    parser.add_argument("--init-from", type=Path, help="ONNX model to start from")
+    parser.add_argument(
+        "--measure",
+        type=Path,
+        metavar="MODEL",
+        help="only measure this ONNX model on each held-out family (no training)",
+    )
     parser.add_argument("--families", nargs="+", default=[*DEPOSITS, *MATERIALS])
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -205,10 +264,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--train-images", type=int, default=1000, help="training images per run (a subset)"
     )
     parser.add_argument("--val-images", type=int, default=400)
+    parser.add_argument("--input-size", type=parse_size, default=SIZE, metavar="HxW")
     parser.add_argument("--heldout-images", type=int, default=200, help="per held-out family")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.measure is not None:
+        measured = measure_model(
+            args.measure,
+            args.heldout_dir,
+            args.families,
+            images=args.heldout_images,
+            threads=args.threads,
+        )
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(measured, indent=2) + "\n", encoding="utf-8")
+        return 0
+    if args.init_from is None:
+        parser.error("--init-from is required to train")
     result = run(
         args.data_dir,
         args.heldout_dir,
@@ -219,6 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
         threads=args.threads,
         train_images_wanted=args.train_images,
+        size=args.input_size,
         val_images_wanted=args.val_images,
         heldout_images_wanted=args.heldout_images,
     )

@@ -4,7 +4,8 @@ calibrate -> evaluate.
 ``python -m models.pipeline DATA_DIR --out models/`` leaves in ``--out`` the int8 model and its
 manifest (metrics of fp32 and int8 on the test split, agreement between them, the quantization
 calibration comparison, the fitted temperature, uncertain band and OOD score with their measures
-on the test split); the reliability diagram goes to ``--work-dir``; the checkpoint, the fp32 ONNX and the quantization candidates stay in ``--work-dir``.
+on the test split); the checkpoint, the fp32 ONNX, the quantization candidates and the
+reliability diagram stay in ``--work-dir``.
 ``--generate`` first renders the synthetic set into DATA_DIR if it is empty.
 """
 

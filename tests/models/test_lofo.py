@@ -1,0 +1,48 @@
+"""Leave-one-family-out runs: a family left out of training is the one tested on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from hil.render_domain import Domain
+from models import lofo
+from models.dataset import LOOKS_FILE, generate
+from models.folders import resolve_splits
+
+
+def test_lofo_leaves_the_family_out_of_training_and_tests_on_it(tmp_path: Path) -> None:
+    small = {"width": 64, "height": 48, "render_width": 64, "render_height": 48}
+    generate(tmp_path / "data", {"train": 24, "val": 8}, **small)
+    generate(
+        tmp_path / "heldout" / "rust",
+        {"test": 6},
+        domain=Domain.of(include=["rust"]),
+        seed_offset=5_000_000,
+        **small,
+    )
+    looks = json.loads((tmp_path / "data" / LOOKS_FILE).read_text())
+    train = resolve_splits(tmp_path / "data")["train"]  # de-duplicated by content
+    with_rust = sum(
+        "rust" in looks[s.path.relative_to(tmp_path / "data").as_posix()] for s in train
+    )
+    result = lofo.run(
+        tmp_path / "data",
+        tmp_path / "heldout",
+        Path("models/visual_clean_resnet18_int8.onnx"),
+        ["rust"],
+        epochs=1,
+        lr=1e-3,
+        seed=1,
+        threads=1,
+        train_images_wanted=24,
+        val_images_wanted=8,
+        heldout_images_wanted=6,
+        size=(32, 32),
+    )
+    runs = result["runs"]
+    assert runs["none held out"]["train_images"] == len(train)
+    assert runs["rust"]["train_images"] == len(train) - with_rust > 0
+    report = runs["rust"]["results"]["rust"]
+    assert report["images"] == 6
+    assert sum(map(sum, report["confusion_matrix"])) == 6
