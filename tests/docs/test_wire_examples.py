@@ -7,9 +7,11 @@ validator the integration tests run on every message they receive.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
+from agent.command_table import Outcome
 from tests.support.wire_schemas import check_message
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "wire-format.md"
@@ -44,3 +46,13 @@ def test_every_example_fits_its_schema() -> None:
         if (error := check_message(topic, payload.encode("utf-8"))) is not None
     ]
     assert not errors, "\n".join(errors)
+
+
+def test_every_refusal_code_is_documented_and_in_the_result_schema() -> None:
+    page = PAGE.read_text(encoding="utf-8")
+    schema = json.loads((PAGE.parent / "schemas" / "result.schema.json").read_text("utf-8"))
+    in_schema = set(schema["properties"]["code"]["enum"])
+    codes = {outcome.value for outcome in Outcome if outcome is not Outcome.OK}
+    assert codes == in_schema, "result.schema.json code enum vs agent/command_table.py Outcome"
+    undocumented = sorted(c for c in codes if f"| `{c}` |" not in page)
+    assert not undocumented, f"docs/wire-format.md has no row for the code(s) {undocumented}"
