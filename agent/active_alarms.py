@@ -43,6 +43,8 @@ class ActiveAlarm:
     value: float | None
     threshold: float | None
     message: str
+    sensors: tuple[str, ...] = ()
+    """The sensors that agree on a threshold alarm (one alarm per quantity, not per sensor)."""
 
     def to_dict(self) -> dict[str, object]:
         """Plain JSON-ready fields, for the state file, the health status and the CLI."""
@@ -65,6 +67,7 @@ class ActiveAlarm:
             value=_optional_number(data, "value"),
             threshold=_optional_number(data, "threshold"),
             message=_field(data, "message", str),
+            sensors=tuple(str(name) for name in data.get("sensors") or () if isinstance(name, str)),
         )
 
 

@@ -2,9 +2,9 @@
 
 The engine is fed observations with their timestamp (epoch seconds from the agent's clock; the
 rules never read the wall clock) and returns the :class:`AlarmEvent` each observation causes,
-usually none. Every alarm is named ``<rule>_<source>`` (``co2_critical_scd41``,
-``duct_dirty_cam0``) or just ``<rule>`` when it concerns the whole board, so that it maps onto the
-MQTT topic ``alarm/<name>``.
+usually none. Fault and dirty-duct alarms are named ``<rule>_<source>`` (``sensor_fault_scd41``,
+``duct_dirty_cam0``); threshold alarms and board-wide ones just ``<rule>``, so that each maps onto
+the MQTT topic ``alarm/<name>``.
 
 ======================  ==============================  =========  ==========  ======  ========
 rule                    raised when                     default    clears at   hold    severity
@@ -21,12 +21,17 @@ rule                    raised when                     default    clears at   h
 ``outbox_near_full``    outbox fill >= fraction         0.90       < 0.80      --      warning
 ======================  ==============================  =========  ==========  ======  ========
 
-Threshold rules (the first six) are evaluated per source sensor. A condition must be observed
-continuously for ``hold_s`` (from its first observation to the current one, ``>=``) before the
-alarm is raised, and the clearing condition likewise before it clears: a single spike or dip does
-nothing, and a value inside the hysteresis band resets either timer. A failed read of a sensor
-restarts that sensor's timers (the condition was not observed meanwhile); a measurement that lacks
-a quantity leaves that quantity's timers alone; a timestamp that goes backwards restarts them.
+Threshold rules (the first six) raise one alarm per rule, not per sensor: one CO2 event is one
+``co2_warning`` however many CO2 sensors see it, listing the sensors that agree. Each sensor keeps
+its own hold timers: a condition must be observed continuously by a sensor for ``hold_s`` (from
+its first observation to the current one, ``>=``) before that sensor agrees, and its clearing
+condition likewise before it stops agreeing. The alarm is raised with its first agreeing sensor
+and cleared when the last one stops agreeing. A single spike or dip does nothing, and a value
+inside the hysteresis band resets either timer. A failed read of a sensor restarts that sensor's
+timers (the condition was not observed meanwhile); a measurement that lacks a quantity leaves that
+quantity's timers alone. Hold timers run on the monotonic clock (injected, ``monotonic=``): a wall
+clock stepped by NTP at boot neither ends a hold early nor stretches it; event timestamps stay on
+the wall clock.
 CO2 warning and critical are independent alarms: at 1600 ppm both are active.
 
 Severities: ``critical`` where the board can no longer do its job or people are exposed (CO2 at
@@ -43,10 +48,12 @@ counters do not, so after a restart a condition needs its full hold time or stre
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import re
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -136,6 +143,8 @@ class AlarmEvent:
     threshold: float | None
     message: str
     ts: float
+    sensors: tuple[str, ...] = ()
+    """Threshold alarms: the sensors whose readings agree (the alarm is per quantity)."""
 
     def to_body(self) -> dict[str, object]:
         """The MQTT body without the envelope (``v``, ``device``, ``seq``, ``ts`` from ``ts``)."""
@@ -143,6 +152,7 @@ class AlarmEvent:
             "name": self.name,
             "rule": self.rule,
             "source": self.source,
+            "sensors": list(self.sensors),
             "state": self.state,
             "severity": self.severity,
             "value": self.value,
@@ -239,6 +249,8 @@ RULES: frozenset[str] = frozenset(
     | {"duct_dirty", "sensor_fault", "camera_fault", "outbox_near_full"}
 )
 
+_THRESHOLD_BY_RULE = {r.rule: r for r in THRESHOLD_RULES}
+
 _TOPIC_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -262,24 +274,51 @@ class AlarmEngine:
     """
 
     def __init__(
-        self, config: AlarmsConfig, state_path: Path | None = None, *, history_size: int = 200
+        self,
+        config: AlarmsConfig,
+        state_path: Path | None = None,
+        *,
+        history_size: int = 200,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._config = config
+        self._monotonic = monotonic
         self._lock = threading.Lock()
         self._store = AlarmStateFile(state_path) if state_path is not None else None
         self._active: dict[str, ActiveAlarm] = {}
-        # When the condition for the next transition of a threshold alarm was first seen.
+        # Per (rule, sensor): when (monotonic) that sensor's condition for its next transition
+        # was first seen. A wall-clock step (NTP at boot) cannot end a hold early.
         self._pending_since: dict[str, float] = {}
+        # Per threshold alarm: the sensors whose condition holds, with their last value.
+        self._members: dict[str, dict[str, float]] = {}
+        # Threshold alarms restored active from disk: a sensor counts as agreeing on first sight
+        # (its clear condition must then hold as usual), so a restart does not clear them.
+        self._restored: dict[str, set[str]] = {}
         # Consecutive observations towards the next transition of a counted alarm.
         self._streak: dict[str, int] = {}
         self._history: deque[AlarmEvent] = deque(maxlen=max(1, history_size))
         for alarm in self._store.load() if self._store is not None else []:
-            if alarm.rule in RULES:
+            if alarm.rule in _THRESHOLD_BY_RULE:
+                self._restore_threshold(alarm)
+            elif alarm.rule in RULES:
                 self._active[alarm.name] = alarm
             else:
                 logger.warning(
                     "dropping stored alarm of unknown rule name=%s rule=%s", alarm.name, alarm.rule
                 )
+
+    def _restore_threshold(self, alarm: ActiveAlarm) -> None:
+        """A stored threshold alarm; one stored per sensor by an older version joins its rule's."""
+        name = alarm_name(alarm.rule, "")
+        sensors = set(alarm.sensors) | ({alarm.source} if alarm.source else set())
+        kept = self._active.get(name)
+        if kept is not None:
+            sensors |= set(kept.sensors)
+            alarm = alarm if alarm.raised_at < kept.raised_at else kept
+        self._active[name] = dataclasses.replace(
+            alarm, name=name, source="", sensors=tuple(sorted(sensors))
+        )
+        self._restored[name] = set()
 
     @property
     def persistence_error(self) -> str | None:
@@ -420,24 +459,57 @@ class AlarmEngine:
     # -- transitions ---------------------------------------------------------------------------
 
     def _step_threshold(
-        self, rule: ThresholdRule, source: str, value: float, ts: float
+        self, rule: ThresholdRule, sensor: str, value: float, ts: float
     ) -> list[AlarmEvent]:
-        name = alarm_name(rule.rule, source)
-        active = name in self._active
-        if not (rule.cleared(value, self._config) if active else rule.tripped(value, self._config)):
-            self._pending_since.pop(name, None)
+        """One sensor's reading: its own hold timer, the rule's one alarm for all sensors."""
+        name = alarm_name(rule.rule, "")
+        key = alarm_name(rule.rule, sensor)
+        members = self._members.setdefault(name, {})
+        seen = self._restored.get(name)
+        if seen is not None and sensor not in seen:
+            seen.add(sensor)
+            members[sensor] = value
+        member = sensor in members
+        if member:
+            members[sensor] = value
+        if not (rule.cleared(value, self._config) if member else rule.tripped(value, self._config)):
+            self._pending_since.pop(key, None)
             return []
-        since = self._pending_since.get(name)
-        if since is None or ts < since:  # first sighting, or the clock stepped back
-            since = self._pending_since[name] = ts
-        if ts - since < self._config.hold_s:
+        now = self._monotonic()
+        since = self._pending_since.setdefault(key, now)
+        if now - since < self._config.hold_s:
             return []
-        del self._pending_since[name]
-        if active:
-            return [self._clear(name, value, rule.cleared_message(source, value, self._config), ts)]
-        threshold = rule.threshold(self._config)
-        message = rule.raised_message(source, value, self._config)
-        return [self._raise(rule.rule, source, rule.severity, value, threshold, message, ts)]
+        del self._pending_since[key]
+        if member:
+            del members[sensor]
+        else:
+            members[sensor] = value
+        return self._settle_threshold(rule, name, sensor, value, ts)
+
+    def _settle_threshold(
+        self, rule: ThresholdRule, name: str, sensor: str, value: float, ts: float
+    ) -> list[AlarmEvent]:
+        """Raise the rule's alarm with its first agreeing sensor, clear it with its last."""
+        members = self._members[name]
+        sensors = tuple(sorted(members))
+        alarm = self._active.get(name)
+        if alarm is None and members:
+            pick = max if rule.direction == "above" else min
+            worst = pick(members.values())
+            message = rule.raised_message(", ".join(sensors), worst, self._config)
+            threshold = rule.threshold(self._config)
+            return [
+                self._raise(
+                    rule.rule, "", rule.severity, worst, threshold, message, ts, sensors=sensors
+                )
+            ]
+        if alarm is not None and not members:
+            self._restored.pop(name, None)
+            message = rule.cleared_message(sensor, value, self._config)
+            return [self._clear(name, value, message, ts)]
+        if alarm is not None:  # a sensor joined or left: the status lists who agrees now
+            self._active[name] = dataclasses.replace(alarm, sensors=sensors)
+        return []
 
     def _step_streak(self, name: str, *, towards: bool, needed: int) -> bool:
         """Count one observation; True when ``needed`` in a row point to the next transition."""
@@ -460,18 +532,22 @@ class AlarmEngine:
         threshold: float | None,
         message: str,
         ts: float,
+        *,
+        sensors: tuple[str, ...] = (),
     ) -> AlarmEvent:
         name = alarm_name(rule, source)
         value = None if value is None else float(value)
         threshold = None if threshold is None else float(threshold)
         self._active[name] = ActiveAlarm(
-            name, rule, source, severity, ts, value, threshold, message
+            name, rule, source, severity, ts, value, threshold, message, sensors
         )
         logger.warning(
             "alarm raised name=%s severity=%s value=%s threshold=%s message=%r",
             name, severity, value, threshold, message,
         )  # fmt: skip
-        return AlarmEvent(name, rule, source, "raised", severity, value, threshold, message, ts)
+        return AlarmEvent(
+            name, rule, source, "raised", severity, value, threshold, message, ts, sensors
+        )
 
     def _clear(self, name: str, value: float | None, message: str, ts: float) -> AlarmEvent:
         alarm = self._active.pop(name)
@@ -487,6 +563,7 @@ class AlarmEngine:
             alarm.threshold,
             message,
             ts,
+            alarm.sensors,
         )
 
     def _commit(self, events: list[AlarmEvent]) -> list[AlarmEvent]:

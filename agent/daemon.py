@@ -95,9 +95,12 @@ def open_parts(config: Config, *, simulate: bool = False) -> AgentParts:
             simulated=simulate or config.board.kind == "sim",
         )
         opened.callback(outbox.close)
-        alarms = AlarmEngine(config.alarms, state_dir / "alarms.json")
         board = open_board(config.board, simulate=simulate, realtime=True)
         opened.callback(board.close)
+        # Hold times on the board's monotonic clock (accelerated on the simulated board).
+        alarms = AlarmEngine(
+            config.alarms, state_dir / "alarms.json", monotonic=board.clock.monotonic
+        )
         classifier: Classifier | None = None
         vision_error: str | None = None
         models: ModelRuntime | None = None
@@ -328,7 +331,13 @@ class Agent:
         broker = self.link.state()
         with self._alarm_lock:
             active = [
-                {"name": a.name, "severity": a.severity, "since": a.raised_at, "message": a.message}
+                {
+                    "name": a.name,
+                    "severity": a.severity,
+                    "since": a.raised_at,
+                    "message": a.message,
+                    "sensors": list(a.sensors),
+                }
                 for a in self.alarms.active()
             ]
         doc = health_document(

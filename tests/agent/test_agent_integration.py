@@ -284,7 +284,7 @@ def test_topics_and_payload_schema_with_the_shipped_model(
             has("telemetry", 2)(ms)
             and every_sensor(ms)
             and has("vision/upstream")(ms)
-            and has("alarm/co2_critical_scd41", state="raised")(ms)
+            and has("alarm/co2_critical", state="raised")(ms)
             and has("status", state="online")(ms)
         ),
         timeout=30,
@@ -328,11 +328,12 @@ def test_topics_and_payload_schema_with_the_shipped_model(
     assert verdict["pending"] is False
     assert (storage / "snapshots" / verdict["snapshot"]).is_file()
 
-    alarm = docs(messages, "alarm/co2_critical_scd41")[0]
-    assert {k: alarm[k] for k in ("name", "rule", "source", "state", "severity")} == {
-        "name": "co2_critical_scd41",
+    alarm = docs(messages, "alarm/co2_critical")[0]
+    assert {k: alarm[k] for k in ("name", "rule", "source", "sensors", "state", "severity")} == {
+        "name": "co2_critical",
         "rule": "co2_critical",
-        "source": "scd41",
+        "source": "",
+        "sensors": ["scd41"],
         "state": "raised",
         "severity": "critical",
     }
@@ -359,7 +360,7 @@ def test_topics_and_payload_schema_with_the_shipped_model(
     assert set(status["cameras"]) == {"upstream"}
     for key in ("depth", "bytes", "oldest_age_s", "evicted", "set_aside"):
         assert key in status["outbox"], key
-    assert "co2_critical_scd41" in {a["name"] for a in status["alarms"]}
+    assert "co2_critical" in {a["name"] for a in status["alarms"]}
     # The verdict names the shipped file: "<name>@<first hex digits of its sha256>".
     name, _, digest = verdict["model"].partition("@")
     assert name == SHIPPED_MODEL.stem and len(digest) >= 8
@@ -501,7 +502,7 @@ def test_outbox_full_evicts_counted_telemetry_and_keeps_alarms(
     )
     alarms = running.outbox.seqs(MessageClass.ALARM)
     names = {json.loads(m.payload)["name"] for m in running.outbox.put_log if m.kind == "alarm"}
-    assert {"co2_warning_scd41", "co2_critical_scd41", "outbox_near_full"} <= names
+    assert {"co2_warning", "co2_critical", "outbox_near_full"} <= names
     assert "outbox_near_full" in {a["name"] for a in running.status()["alarms"]}
 
     broker.start()

@@ -61,7 +61,7 @@ def test_every_message_class_and_the_envelope_have_a_valid_schema() -> None:
         ("site/a/remotair/duct-7/status", ("status", "duct-7")),
         ("remotair/v1/duct-7/model", ("model", "duct-7")),
         ("remotair/v1/duct-7/vision/upstream", ("vision", "duct-7")),
-        ("remotair/v1/duct-7/alarm/co2_warning_scd41", ("alarm", "duct-7")),
+        ("remotair/v1/duct-7/alarm/co2_warning", ("alarm", "duct-7")),
         ("remotair/v1/duct-7/result/ping", ("result", "duct-7")),
         ("remotair/v1/duct-7/cmd/ping", ("command", "duct-7")),
         ("remotair/v1/duct-7/cmd/status", ("command", "duct-7")),
@@ -121,7 +121,7 @@ def test_uncertain_and_unusable_verdicts_fit() -> None:
 @pytest.mark.parametrize("state", ["raised", "cleared"])
 def test_alarm_transitions_fit(state: str) -> None:
     event = AlarmEvent(
-        "co2_warning_scd41", "co2_warning", "scd41", state, "warning",  # type: ignore[arg-type]
+        "co2_warning", "co2_warning", "", state, "warning",  # type: ignore[arg-type]
         1227.0, 1000.0, "CO2 1227 ppm at scd41 is above the warning threshold 1000 ppm", TS,
     )  # fmt: skip
     topic = wire.alarm_topic(DEVICE, event.name)
