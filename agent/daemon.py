@@ -27,6 +27,7 @@ from agent.config import Config
 from agent.control import ControlServer
 from agent.dispatch import Dispatcher
 from agent.errors import ExitCode, RemotairError
+from agent.heap import keep_large_buffers_mapped
 from agent.homeassistant import discovery_messages, queue_discovery, sensor_quantities
 from agent.models.runtime import ModelRuntime
 from agent.models.settings import model_settings
@@ -126,6 +127,7 @@ def build_agent(
     notifier: Notifier | None = None,
 ) -> Agent:
     """An agent with every part open and wired, nothing running yet (see :meth:`Agent.start`)."""
+    keep_large_buffers_mapped()
     parts = open_parts(config, simulate=simulate)
     try:
         return Agent(config, parts, config_file=config_file, notifier=notifier)

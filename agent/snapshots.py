@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import functools
 import json
 import logging
 import threading
@@ -14,12 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from agent.errors import RemotairError
 from agent.fault_record import FaultRecord
+from agent.heap import release_freed_memory
 from agent.vision import Classifier, CloudError, Verdict, rounded
-from drivers.camera import Camera, frame_problem, save_snapshot
+from drivers.camera import Camera, frame_digest, frame_problem, save_snapshot
 from drivers.errors import CameraError
 
 log = logging.getLogger(__name__)
@@ -86,7 +82,8 @@ class SnapshotTaker:
         self.directory = directory
         self.keep = keep
         self.state = CameraState(name)
-        self._previous: np.ndarray | None = None
+        self._previous: bytes | None = None
+        """The :func:`frame_digest` of the last frame (a frozen camera repeats it)."""
         self._wall_clock = wall_clock
         self._lock = threading.Lock()
 
@@ -104,7 +101,7 @@ class SnapshotTaker:
         except CameraError as exc:
             return self._fault(now, exc.detail)
         problem = frame_problem(frame.image, self._previous)
-        self._previous = frame.image
+        self._previous = frame_digest(frame.image)
         path: Path | None = None
         try:
             path = save_snapshot(frame, self.directory)
@@ -174,23 +171,3 @@ def queued_cameras(paths: list[Path]) -> dict[Path, str]:
         if isinstance(camera, str):
             cameras[path] = camera
     return cameras
-
-
-@functools.cache
-def _malloc_trim() -> object | None:
-    name = ctypes.util.find_library("c")
-    try:
-        return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
-    except OSError:
-        return None
-
-
-def release_freed_memory() -> None:
-    """Hand the heap that a snapshot's large arrays used back to the OS (glibc only).
-
-    A snapshot allocates tens of MB of image buffers once every few minutes; glibc keeps the freed
-    heap, which on a 512 MB board reads as a 300 MB agent. ``malloc_trim(0)`` returns it.
-    """
-    trim = _malloc_trim()
-    if callable(trim):
-        trim(0)

@@ -60,7 +60,9 @@ class SimulatedCamera:
         self._clock = clock
         self._origin = (datetime.now(UTC), clock.monotonic() if clock is not None else 0.0)
         self._captures = 0
-        self._last_good: NDArray[np.uint8] | None = None
+        self._last_good: tuple[float, int] | None = None
+        """Dirt and nuisance seed of the last good frame: a frozen capture renders it again
+        (rendering is deterministic) rather than every camera keeping a 6 MB copy."""
         self._closed = False
         self._lock = threading.Lock()
 
@@ -80,14 +82,14 @@ class SimulatedCamera:
             dirt = min(1.0, max(0.0, self.world.environment().dirt + self.dirt_offset))
             metadata: dict[str, object] = {"seed": self.seed, "capture": self._captures}
             if self.faults.frozen and self._last_good is not None:
-                image = self._last_good.copy()
+                image = self._render(*self._last_good)
                 metadata["fault"] = "frozen"
             elif self.faults.black:
                 image = self._black_frame()
                 metadata["fault"] = "black"
             else:
-                image = self._render(dirt)
-                self._last_good = image.copy()  # the caller may draw on the frame it gets
+                self._last_good = (dirt, self._nuisance_seed())
+                image = self._render(*self._last_good)
                 metadata["dirt"] = round(dirt, 4)
             exposure = SHORTEST_EXPOSURE_US + (LONGEST_EXPOSURE_US - SHORTEST_EXPOSURE_US) * dirt
             if metadata.get("fault") == "black":  # auto-exposure gives all it has
@@ -101,13 +103,13 @@ class SimulatedCamera:
                 captured_at=self._now(),
             )
 
-    def _render(self, dirt: float) -> NDArray[np.uint8]:
+    def _render(self, dirt: float, nuisance_seed: int) -> NDArray[np.uint8]:
         # A real sensor delivers its resolution for free; the renderer's cost and buffers grow
         # with the pixel count (0.3 s and ~70 MB at 1640x1232). Rendering at most RENDER_MAX_WIDTH
         # wide and scaling up keeps the simulated board from dominating the agent's footprint.
         scale = min(1.0, RENDER_MAX_WIDTH / self.width)
         w, h = max(MIN_SIZE, round(self.width * scale)), max(MIN_SIZE, round(self.height * scale))
-        image = render_duct(self.seed, dirt, w, h, nuisance_seed=self._nuisance_seed())
+        image = render_duct(self.seed, dirt, w, h, nuisance_seed=nuisance_seed)
         if (w, h) != (self.width, self.height):
             return np.asarray(
                 cv2.resize(image, (self.width, self.height), interpolation=cv2.INTER_LINEAR),

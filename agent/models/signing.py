@@ -19,15 +19,18 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from typing import TYPE_CHECKING, Any
 
 from agent import __version__ as AGENT_VERSION
 from agent.models import KeyFileError, VerificationError
 from agent.models.release import SIGNATURE, Release
+
+if TYPE_CHECKING:  # cryptography costs ~9 MB of RSS: imported by the functions that use it, so an
+    # agent without trusted keys (or between installs) never loads it
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
 
 ALGORITHM = "ed25519"
 PRIVATE_KEY_FILE = "signing.key"
@@ -47,6 +50,9 @@ def generate_keypair(directory: Path) -> tuple[Path, Path]:
     Refuses to overwrite an existing key: a lost signing key cannot be recovered, and a replaced
     one would make every board that trusts the old key refuse new models.
     """
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     directory.mkdir(parents=True, exist_ok=True)
     private_path = directory / PRIVATE_KEY_FILE
     public_path = directory / PUBLIC_KEY_FILE
@@ -67,12 +73,17 @@ def generate_keypair(directory: Path) -> tuple[Path, Path]:
 
 
 def public_pem(key: Ed25519PublicKey) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     return key.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
 
 
 def load_private_key(path: Path) -> Ed25519PrivateKey:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     key = _read_pem(
         path,
         "signing key",
@@ -85,6 +96,9 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
 
 
 def load_public_key(path: Path) -> Ed25519PublicKey:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     key = _read_pem(
         path,
         "public key",
@@ -107,6 +121,8 @@ def _read_pem(path: Path, what: str, expected: str, parse: Callable[[bytes], obj
 
 def key_id(key: Ed25519PublicKey) -> str:
     """First 16 hex digits of the sha256 of the raw public key: short enough to read aloud."""
+    from cryptography.hazmat.primitives import serialization
+
     raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return hashlib.sha256(raw).hexdigest()[:16]
 
@@ -151,6 +167,8 @@ class TrustedKeys:
 
 def verify_signature(manifest: Mapping[str, Any], trusted: TrustedKeys) -> str:
     """The key id that signed ``manifest``; :class:`VerificationError` naming the failed check."""
+    from cryptography.exceptions import InvalidSignature
+
     block = manifest.get(SIGNATURE)
     if block is None:
         raise VerificationError("no signature", "the manifest is not signed (remotair model sign)")

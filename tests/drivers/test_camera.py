@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import drivers.camera as camera_module
-from drivers.camera import Frame, frame_problem, save_snapshot, snapshot_stem
+from drivers.camera import Frame, frame_digest, frame_problem, save_snapshot, snapshot_stem
 from hil.render import render_duct
 
 WHEN = datetime(2026, 3, 4, 5, 6, 7, 890_000, tzinfo=UTC)
@@ -192,6 +192,25 @@ def test_frames_one_pixel_apart_are_not_frozen() -> None:
     changed = image.copy()
     changed[10, 10, 0] ^= 1
     assert frame_problem(changed, previous=image) is None
+
+
+def test_a_frozen_frame_is_detected_by_the_digest_of_the_previous_one() -> None:
+    image = render_duct(1, 0.2, 96, 72)
+    problem = frame_problem(image.copy(), previous=frame_digest(image))
+    assert problem is not None and "frozen" in problem
+
+
+def test_frames_one_pixel_apart_have_different_digests() -> None:
+    image = render_duct(1, 0.2, 96, 72)
+    changed = image.copy()
+    changed[10, 10, 0] ^= 1
+    assert frame_problem(changed, previous=frame_digest(image)) is None
+
+
+def test_same_bytes_in_another_shape_are_not_a_freeze() -> None:
+    image = render_duct(1, 0.2, 96, 72)
+    reshaped = image.reshape(72 * 2, 48, 3)
+    assert frame_problem(reshaped, previous=frame_digest(image)) is None
 
 
 def test_a_previous_frame_of_another_size_is_not_a_freeze() -> None:
