@@ -91,6 +91,7 @@ def child(config_path: Path) -> int:
     """Run the real agent and perform what the parent asks on stdin, one line per request."""
     from agent.config import load_config
     from agent.daemon import build_agent
+    from agent.heap import release_freed_memory
     from agent.logging_setup import configure_logging
 
     config = load_config(config_path)
@@ -117,10 +118,11 @@ def child(config_path: Path) -> int:
             for _ in range(count):
                 agent.board.cameras[CAMERAS[turn % len(CAMERAS)]].capture()
                 turn += 1
+                # As a snapshot does after its capture: without it the RSS read after the runs
+                # would be heap this benchmark-only phase left, not the agent's.
+                release_freed_memory()
         elif command == "trim":
-            import ctypes
-
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
+            release_freed_memory()
         elif command == "quit":
             break
         agent.dispatch.flush()
@@ -218,8 +220,8 @@ def main() -> None:
     parser.add_argument(
         "--mmap-threshold",
         type=int,
-        help="run the agent with MALLOC_MMAP_THRESHOLD_=BYTES (glibc: large arrays are mmap'd"
-        " and given back when freed, instead of growing a heap that is kept)",
+        help="run the agent with MALLOC_MMAP_THRESHOLD_=BYTES instead of the threshold the agent"
+        " sets itself (agent.heap: large arrays are mmap'd and given back when freed)",
     )
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -300,7 +302,7 @@ def report(
     malloc = (
         f"MALLOC_MMAP_THRESHOLD_={args.mmap_threshold}"
         if args.mmap_threshold is not None
-        else "default glibc malloc settings"
+        else "the agent's own glibc mmap threshold (agent.heap)"
     )
     print(
         f"agent resources on the simulated board: 7 sensors, {cameras} cameras, model {model}, "
