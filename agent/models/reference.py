@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from agent.models import CheckFailed
@@ -49,6 +48,8 @@ class ReferenceReport:
 
 def embed_image(path: Path, size: tuple[int, int]) -> bytes:
     """``path`` re-encoded as a JPEG at the model's input ``size`` (height, width): a few KB."""
+    import cv2  # ~37 MB and 0.4 s: only when a manifest's reference images are made or checked
+
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise ReferenceCheckError("reference images", f"{path} is not a readable image")
@@ -141,6 +142,8 @@ def _dirty_probability(name: str, verdict: Verdict) -> float:
 
 
 def _decode(name: str, jpeg: bytes) -> Any:
+    import cv2
+
     image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise ReferenceCheckError("reference images", f"{name} is not a decodable JPEG")
