@@ -201,6 +201,8 @@ class Agent:
             self.device_id,
             commands=self.commands,
             status_body=self.status_document,
+            republish=self._send_discovery if config.mqtt.ha_discovery else None,
+            birth_topic=f"{config.mqtt.ha_prefix}/status",
         )
         self.jobs: dict[str, PeriodicJob] = {}
         schedule = config.schedule
@@ -254,6 +256,7 @@ class Agent:
             topic_root=self.config.mqtt.topic_root,
             expire_after_s=expire,
             verdict_expire_after_s=int(3 * self.config.schedule.snapshot_interval_s),
+            status_expire_after_s=int(max(3 * self.config.schedule.status_interval_s, 60)),
         )
         queue_discovery(self.outbox, messages)
 

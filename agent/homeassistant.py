@@ -55,13 +55,16 @@ def discovery_messages(
     topic_root: str = wire.TOPIC_ROOT,
     expire_after_s: int,
     verdict_expire_after_s: int | None = None,
+    status_expire_after_s: int | None = None,
     sw_version: str | None = None,
 ) -> list[tuple[str, dict[str, object]]]:
     """(topic, config) for every entity of this board.
 
     ``sensors`` holds (sensor name, quantity) pairs (see :func:`sensor_quantities`).
-    ``expire_after_s`` should be a few sensor intervals; ``verdict_expire_after_s`` (default: the
-    same) a few snapshot intervals.
+    ``expire_after_s`` should be a few sensor intervals; ``verdict_expire_after_s`` and
+    ``status_expire_after_s`` (default: the same) a few snapshot and status intervals. Besides
+    the readings and verdicts, two board entities read the retained ``status``: the number of
+    active alarms (their names as attributes) and the outbox depth.
     """
     wire.check_name(device_id, "device id")
     wire.check_topic_root(prefix)
@@ -136,7 +139,45 @@ def discovery_messages(
             "device": device,
         }
         messages.append((_config_topic(prefix, "sensor", device_id, object_id), config))
+    status = wire.status_topic(device_id, topic_root=topic_root)
+    status_expire = status_expire_after_s if status_expire_after_s is not None else expire_after_s
+    for object_id, config in _board_entities(status).items():
+        config |= {
+            "unique_id": f"remotair_{device_id}_{object_id}",
+            "state_class": "measurement",
+            "expire_after": status_expire,
+            "availability": availability,
+            "device": device,
+        }
+        messages.append((_config_topic(prefix, "sensor", device_id, object_id), config))
     return messages
+
+
+def _board_entities(status: str) -> dict[str, dict[str, object]]:
+    """The board's own health as entities, from the health document on ``status`` (the last
+    will carries neither key: unknown, and availability turns the entity offline anyway)."""
+    return {
+        "active_alarms": {
+            "name": "active alarms",
+            "state_topic": status,
+            "value_template": (
+                "{{ value_json.alarms | length if 'alarms' in value_json else None }}"
+            ),
+            "json_attributes_topic": status,
+            "json_attributes_template": (
+                "{{ {'alarms': value_json.get('alarms', []) | map(attribute='name') | list}"
+                " | tojson }}"
+            ),
+            "icon": "mdi:alarm-light",
+        },
+        "outbox_depth": {
+            "name": "outbox depth",
+            "state_topic": status,
+            "value_template": ("{{ value_json.outbox.depth if 'outbox' in value_json else None }}"),
+            "unit_of_measurement": "messages",
+            "icon": "mdi:tray-full",
+        },
+    }
 
 
 def sensor_quantities(chips: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -85,13 +85,20 @@ class MqttLink:
         commands: CommandTable | None = None,
         status_body: Callable[[], dict[str, object]],
         rng: random.Random | None = None,
+        republish: Callable[[], None] | None = None,
+        birth_topic: str | None = None,
     ) -> None:
+        """``republish`` queues the retained configs again (Home Assistant discovery): called
+        when ``birth_topic`` says ``online`` (Home Assistant restarted) and on a connection the
+        broker has no session for (it restarted empty and lost the retained configs)."""
         self.settings = settings
         self.outbox = outbox
         self.device_id = wire.check_name(device_id, "device id")
         self.status_topic = wire.status_topic(device_id, topic_root=settings.topic_root)
         self.ssl_context: ssl.SSLContext | None = None
         self._status_body = status_body
+        self._republish = republish
+        self._watch = (birth_topic,) if birth_topic and republish else ()
         self._rng = rng or random.Random()
         self._state_lock = threading.Lock()
         self._session: Session | None = None
@@ -210,7 +217,24 @@ class MqttLink:
         )
         with self._state_lock:
             self._next_retry_at = None
+        if self._republish is not None and not session.session_present:
+            log.info("mqtt new broker session: queueing the retained configs again")
+            self._call_republish()
         self._drain.wake()
+
+    def watched(self, topic: str, payload: bytes) -> None:
+        if payload.strip().lower() == b"online":
+            log.info("mqtt %s is online: queueing the retained configs again", topic)
+            self._call_republish()
+
+    def _call_republish(self) -> None:
+        if self._republish is None:
+            return
+        try:
+            self._republish()
+        except Exception as exc:  # paho's thread must survive whatever the callback does
+            self._record_error(describe_exception(exc)[0])
+            log.error("mqtt republish failed: %s", describe_exception(exc)[0])
 
     def acknowledged(self, seq: int, *, wake: bool) -> None:
         self._drain.acknowledged(seq, wake=wake)
@@ -232,6 +256,7 @@ class MqttLink:
                 self,
                 self.ssl_context,
                 sim=self.outbox.simulated,  # the last will says so too
+                watch=self._watch,
             )
             with self._state_lock:
                 self._session = session

@@ -54,6 +54,9 @@ class SessionEvents(Protocol):
     def command_received(self, message: paho.MQTTMessage) -> None:
         """A message arrived on the command filter."""
 
+    def watched(self, topic: str, payload: bytes) -> None:
+        """A message arrived on one of the link's watched topics (Home Assistant's birth)."""
+
 
 def _write_wanted(client: paho.Client, userdata: object, sock: object) -> None:
     """Nothing to do: the network thread's ``loop()`` selects for writing when paho has data."""
@@ -73,8 +76,11 @@ class Session:
         ssl_context: ssl.SSLContext | None,
         *,
         sim: bool = False,
+        watch: tuple[str, ...] = (),
     ) -> None:
         self.settings = settings
+        self.watch = watch
+        """Topics subscribed besides the commands; their messages go to ``events.watched``."""
         self.device_id = device_id
         self.events = events
         self.tls = ssl_context is not None
@@ -120,6 +126,8 @@ class Session:
         self.refused: str | None = None
         self.socket_error: str | None = None
         self.connected_since: float | None = None
+        self.session_present = False
+        """The broker still had this client's session (CONNACK): it did not restart empty."""
         self.commands_subscribed = False
         """The broker acknowledged the ``cmd/+`` subscription (SUBACK without a failure code)."""
         self.inflight: dict[int, int] = {}
@@ -141,8 +149,9 @@ class Session:
             self.refused = f"broker refused connection: {reason_text(reason)}"
             return
         self.connected_since = time.time()
+        self.session_present = bool(flags.session_present)
         filter_ = wire.command_filter(self.device_id, topic_root=self.settings.topic_root)
-        client.subscribe(filter_, qos=1)
+        client.subscribe([(filter_, 1), *((topic, 1) for topic in self.watch)])
         # The online status is queued once the session counts as connected (so it says so) and
         # under the session lock, so the sender cannot slip an older, "not connected" status out
         # first: the new one supersedes it before the sender's next batch.
@@ -159,15 +168,20 @@ class Session:
         reasons: list[ReasonCode],
         properties: Properties | None,
     ) -> None:
-        refused = [reason for reason in reasons if reason.is_failure]
-        if refused:
+        commands, *watched = reasons  # one SUBACK for the command filter and the watch topics
+        if commands.is_failure:
             # AWS IoT Core answers a subscription its policy denies with 0x80: the link works,
             # but no command will ever arrive. Say so instead of waiting in silence.
             log.warning(
                 "mqtt command subscription refused reason=%s (is cmd/+ allowed for this client?)",
-                reason_text(refused[0]),
+                reason_text(commands),
             )
-        self.commands_subscribed = not refused
+        for topic, reason in zip(self.watch, watched, strict=False):
+            if reason.is_failure:
+                log.warning(
+                    "mqtt subscription refused topic=%s reason=%s", topic, reason_text(reason)
+                )
+        self.commands_subscribed = not commands.is_failure
 
     def _on_disconnect(
         self,
@@ -209,7 +223,10 @@ class Session:
         self._answered(seq, reason, refill=refill)
 
     def _on_message(self, client: paho.Client, userdata: object, message: paho.MQTTMessage) -> None:
-        self.events.command_received(message)
+        if message.topic in self.watch:
+            self.events.watched(message.topic, bytes(message.payload))
+        else:
+            self.events.command_received(message)
 
     def _on_log(self, client: paho.Client, userdata: object, level: int, text: str) -> None:
         if level == paho.MQTT_LOG_ERR and self.socket_error is None:

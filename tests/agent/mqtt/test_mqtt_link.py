@@ -570,16 +570,56 @@ def test_home_assistant_discovery_retained_through_outbox(
         ["cam0"],
         expire_after_s=90,
     )
-    assert homeassistant.queue_discovery(outbox, messages) == 3
+    assert homeassistant.queue_discovery(outbox, messages) == 5
     link = links(settings_for(mosquitto), outbox)
     wait_until(lambda: outbox.stats().depth == 0, 5, "discovery delivered")
     watcher = subscribe(mosquitto, "homeassistant/#")  # subscribed after: sees retained configs
-    received = watcher.wait_for(lambda ms: len(ms) >= 3)
+    received = watcher.wait_for(lambda ms: len(ms) >= 5)
     assert {m.topic for m in received} == {topic for topic, _ in messages}
     assert all(m.retain for m in received)
     configs = {m.topic: json.loads(m.payload) for m in received}
     assert configs == dict(messages)
     assert link.state().connected
+
+
+def test_home_assistant_configs_come_back_after_its_birth_and_an_empty_broker_restart(
+    device: str,
+    mosquitto_factory: Callable[..., Mosquitto],
+    outbox: Outbox,
+    links: Callable[..., MqttLink],
+    subscribe: Callable[..., Subscriber],
+) -> None:
+    broker = mosquitto_factory()  # no persistence: a restart forgets retained messages
+    messages = homeassistant.discovery_messages(
+        device, "Duct 7", [("duct", "co2_ppm")], [], expire_after_s=90
+    )
+    queued: list[float] = []
+
+    def republish() -> None:
+        queued.append(time.monotonic())
+        homeassistant.queue_discovery(outbox, messages)
+
+    link = links(
+        settings_for(broker, "3.1.1"),
+        outbox,
+        republish=republish,
+        birth_topic="homeassistant/status",
+    )
+    wait_until(lambda: len(queued) == 1, 5, "a new broker session: configs queued")
+    wait_until(lambda: link.state().commands_subscribed, 5, "subscribed")
+    birth = subscribe(broker, "homeassistant/sensor/#")
+    birth.client.publish("homeassistant/status", b"offline", qos=1).wait_for_publish(5)
+    birth.client.publish("homeassistant/status", b"online", qos=1).wait_for_publish(5)
+    wait_until(lambda: len(queued) == 2, 5, "Home Assistant's birth: configs queued again")
+
+    broker.stop()
+    broker.start()
+    wait_until(lambda: len(queued) == 3, 15, "the broker came back empty: configs queued again")
+    wait_until(lambda: outbox.stats().depth == 0, 10, "configs delivered")
+    late = subscribe(broker, "homeassistant/#")
+    received = late.wait_for(lambda ms: len(ms) >= len(messages), timeout=10)
+    assert all(m.retain for m in received), "retained on the broker again"
+    assert {m.topic: json.loads(m.payload) for m in received} == dict(messages)
 
 
 def test_home_assistant_configs_render_against_real_payloads(device: str) -> None:
@@ -647,6 +687,22 @@ def test_home_assistant_configs_render_against_real_payloads(device: str) -> Non
     assert render(verdict["value_template"], vision) == "dirty"
     availability = co2["availability"][0]
     assert render(availability["value_template"], {"state": "offline"}) == "offline"
+    alarms = messages[f"homeassistant/sensor/{device}/active_alarms/config"]
+    depth = messages[f"homeassistant/sensor/{device}/outbox_depth/config"]
+    assert alarms["state_topic"] == depth["state_topic"] == wire.status_topic(device)
+    health = {
+        "state": "online",
+        "alarms": [{"name": "co2_warning"}, {"name": "filter_clogged"}],
+        "outbox": {"depth": 42},
+    }
+    assert render(alarms["value_template"], health) == "2"
+    assert json.loads(render(alarms["json_attributes_template"], health)) == {
+        "alarms": ["co2_warning", "filter_clogged"]
+    }
+    assert render(depth["value_template"], health) == "42"
+    will = {"state": "offline", "reason": "connection lost"}
+    assert render(alarms["value_template"], will) == render(depth["value_template"], will)
+    assert render(depth["value_template"], will) == "None"
 
 
 def test_home_assistant_rejects_unknown_quantities(device: str) -> None:
