@@ -5,18 +5,17 @@ for each deposit kind and each duct material, a model is trained on every image 
 show it (``looks.json`` of a generated set says which families each image shows) and tested on a
 held-out set rendered with that family only (``python -m models.dataset DIR --include FAMILY``).
 
-The runs are smaller than the shipped model's so that fifteen of them fit a shared 2-core CPU.
-All start from the same warm-started network (``--init-from``: the previous shipped model, which
-never saw the randomised renderer), keep everything up to ``layer4.0`` frozen, and train
-``layer4.1`` and the head on maps of those frozen layers computed once (one camera-augmented view
-of each of ``--train-images`` training images, plus its mirror image) for ``--epochs`` epochs.
-The shipped model trains all of ``layer4`` the same way on every training image
-(``models.train --freeze-stem``). Each run is calibrated like the shipped model (temperature and
-uncertain band on its validation images, out-of-distribution statistics on its training features)
-and reports accuracy and the uncertain verdicts' rates on its held-out family.
+The runs are smaller than a shipped model's so that fifteen of them fit a 2-core CPU: each starts
+from the same warm-started network (``--init-from``: the previous shipped model, which never saw
+the randomised renderer), fine-tunes every layer with the camera augmentations of models.train
+on a balanced subset of ``--train-images`` images less those that show the family, at
+``--input-size`` (default 72 x 96, a quarter of the shipped model's pixels), for ``--epochs``
+epochs. Each run is calibrated like the shipped model (temperature and uncertain band on its
+validation images, out-of-distribution statistics on its training features) and reports accuracy
+and the uncertain verdicts' rates on its held-out family; a first run holds nothing out.
+``--measure MODEL`` instead measures an existing ONNX model on every held-out family.
 
-``python -m models.lofo build/data build/heldout --init-from models/visual_clean_resnet18_int8.onnx
---out build/lofo/lofo.json``
+``python -m models.lofo build/data build/heldout --init-from PREVIOUS_INT8.onnx --out build/lofo.json``
 """
 
 from __future__ import annotations
