@@ -1,12 +1,12 @@
 """Fine-tuning with a frozen stem: only ``layer4`` and the head learn, on cached features.
 
 A full ResNet-18 fine-tune at 144 x 192 costs about 0.15 s of CPU per image and epoch, three
-quarters of it in the layers before ``layer4``. Starting from the shipped model, its layers up to ``layer3``
-already see edges, blobs and textures; what must change for new deposits, materials and lights
-is mostly how ``layer4`` and the head combine them. So the stem (``conv1`` .. ``layer3``) runs once
-per training image (augmented views, each also mirrored: ``layer3`` outputs are nearly
-flip-equivariant, so mirroring the cached maps is a second view for free), and the epochs train
-``layer4`` + ``fc`` on those cached maps: several times cheaper than a full fine-tune.
+quarters of it in the layers before ``layer4``. Starting from the shipped model, its layers up
+to ``layer3`` already see edges, blobs and textures; what must change for new deposits, materials
+and lights is mostly how ``layer4`` and the head combine them. So the stem (``conv1`` ..
+``layer3``) runs once per training image (augmented views, each also mirrored: ``layer3`` outputs
+are nearly flip-equivariant, so mirroring the cached maps is a second view for free), and the
+epochs train ``layer4`` + ``fc`` on those cached maps: several times cheaper than a full fine-tune.
 
 Measured (models/MODEL_CARD.md): from the previous model on the randomised renderer's 3000 images
 this reached only 0.635 validation accuracy in 2 epochs: the previous model's ``layer3`` does not

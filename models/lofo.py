@@ -15,7 +15,7 @@ validation images, out-of-distribution statistics on its training features) and 
 and the uncertain verdicts' rates on its held-out family; a first run holds nothing out.
 ``--measure MODEL`` instead measures an existing ONNX model on every held-out family.
 
-``python -m models.lofo build/data build/heldout --init-from PREVIOUS_INT8.onnx --out build/lofo.json``
+``python -m models.lofo build/data build/heldout --init-from PREVIOUS.onnx --out build/lofo.json``
 """
 
 from __future__ import annotations
