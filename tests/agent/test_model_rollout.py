@@ -8,7 +8,7 @@ import json
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,123 +57,110 @@ def result(messages: list[Received], command: str, request_id: str) -> dict[str,
     return found[-1] if found else None
 
 
-def ask(
-    broker: Mosquitto, watcher: Subscriber, command: str, body: dict[str, Any]
-) -> dict[str, Any]:
-    """Publish ``cmd/<command>`` and return its result (the one with the body's id)."""
-    publish_command(broker, command, body)
-    messages = watcher.wait_for(lambda ms: result(ms, command, body["id"]) is not None, timeout=60)
-    answer = result(messages, command, body["id"])
-    assert answer is not None
-    return answer
+@dataclass
+class Board:
+    """The broker, a watcher on all the device's topics, and the agents this test started (the
+    ``processes`` fixture kills the ones still running)."""
 
+    broker: Mosquitto
+    watcher: Subscriber
+    processes: list[AgentProcess]
 
-def install(
-    broker: Mosquitto, watcher: Subscriber, request_id: str, manifest: dict[str, Any], url: str
-) -> dict[str, Any]:
-    return ask(
-        broker, watcher, "model_install", {"id": request_id, "manifest": manifest, "url": url}
-    )
+    def start(self, config: Path, log: Path) -> AgentProcess:
+        """``remotair run`` on ``config``, once its online status has arrived."""
+        agent = spawn_agent(config, log)
+        self.processes.append(agent)
+        self.watcher.wait_for(has("status", state="online"), timeout=30)
+        return agent
 
+    def ask(self, command: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Publish ``cmd/<command>`` and return its result (the one with the body's id)."""
+        publish_command(self.broker, command, body)
+        messages = self.watcher.wait_for(
+            lambda ms: result(ms, command, body["id"]) is not None, timeout=60
+        )
+        answer = result(messages, command, body["id"])
+        assert answer is not None
+        return answer
 
-def start_agent(
-    config: Path, log: Path, processes: list[AgentProcess], watcher: Subscriber
-) -> AgentProcess:
-    """``remotair run`` on ``config``, once its online status has arrived."""
-    agent = spawn_agent(config, log)
-    processes.append(agent)
-    watcher.wait_for(has("status", state="online"), timeout=30)
-    return agent
+    def install(self, request_id: str, manifest: dict[str, Any], url: str) -> dict[str, Any]:
+        return self.ask("model_install", {"id": request_id, "manifest": manifest, "url": url})
 
 
 @pytest.fixture
-def processes() -> list[AgentProcess]:
+def processes() -> Iterator[list[AgentProcess]]:
     started: list[AgentProcess] = []
-    yield started  # type: ignore[misc]
+    yield started
     for p in started:
         if p.process.poll() is None:
             p.process.kill()
             p.process.wait(timeout=10)
 
 
-def test_reload_applies_a_good_config_and_refuses_a_bad_one(
-    tmp_path: Path,
-    mosquitto: Mosquitto,
-    subscribe: Callable[..., Subscriber],
-    processes: list[AgentProcess],
-) -> None:
-    watcher = subscribe(mosquitto, f"{ROOT_TOPIC}/#")
-    config = tmp_path / "agent.toml"
-    good = config_text(tmp_path / "state", mosquitto.port, vision=ONNX)
-    config.write_text(good)
-    agent = start_agent(config, tmp_path / "agent.log", processes, watcher)
+@pytest.fixture
+def board(
+    mosquitto: Mosquitto, subscribe: Callable[..., Subscriber], processes: list[AgentProcess]
+) -> Board:
+    return Board(mosquitto, subscribe(mosquitto, f"{ROOT_TOPIC}/#"), processes)
 
-    first = ask(mosquitto, watcher, "reload", {"id": "re-1"})
+
+def test_reload_applies_a_good_config_and_refuses_a_bad_one(tmp_path: Path, board: Board) -> None:
+    config = tmp_path / "agent.toml"
+    good = config_text(tmp_path / "state", board.broker.port, vision=ONNX)
+    config.write_text(good)
+    agent = board.start(config, tmp_path / "agent.log")
+
+    first = board.ask("reload", {"id": "re-1"})
     assert first["ok"], first
     assert first["result"]["model"].startswith("visual_clean_resnet18_int8@")
     assert first["result"]["restart_needed"] == []
 
     config.write_text(good.replace("sensor_interval_s = 0.2", "sensor_interval_s = 0.3"))
-    second = ask(mosquitto, watcher, "reload", {"id": "re-2"})
+    second = board.ask("reload", {"id": "re-2"})
     assert second["result"]["restart_needed"] == ["schedule"]
 
     config.write_text(good.replace("[schedule]", "[schedule]\nsensor_intervall_s = 1"))
     agent.process.send_signal(signal.SIGHUP)
     wait_until(lambda: "SIGHUP reload refused" in agent.log_text(), 20, "SIGHUP refused")
-    refused = ask(mosquitto, watcher, "reload", {"id": "re-3"})
+    refused = board.ask("reload", {"id": "re-3"})
     assert refused["ok"] is False
     assert refused["error"].startswith("config refused, the running one is kept: ")
     assert "sensor_intervall_s" in refused["error"] and "\n" not in refused["error"]
     assert agent.process.poll() is None  # still running, on the old config
-    assert ask(mosquitto, watcher, "ping", {"id": "alive"})["ok"]
+    assert board.ask("ping", {"id": "alive"})["ok"]
     assert "Traceback" not in agent.log_text()
 
 
 def test_remote_install_without_trusted_keys_is_refused_and_said_so(
-    tmp_path: Path,
-    mosquitto: Mosquitto,
-    subscribe: Callable[..., Subscriber],
-    processes: list[AgentProcess],
+    tmp_path: Path, board: Board
 ) -> None:
-    watcher = subscribe(mosquitto, f"{ROOT_TOPIC}/#")
     config = tmp_path / "agent.toml"
-    config.write_text(config_text(tmp_path / "state", mosquitto.port, vision=ONNX))
-    start_agent(config, tmp_path / "agent.log", processes, watcher)
+    config.write_text(config_text(tmp_path / "state", board.broker.port, vision=ONNX))
+    board.start(config, tmp_path / "agent.log")
     manifest = json.loads(
         (Path(__file__).parents[2] / "models" / "visual_clean_resnet18_int8.json").read_text()
     )
-    answer = ask(
-        mosquitto,
-        watcher,
-        "model_install",
-        {"id": "in-1", "manifest": manifest, "url": "file:///nowhere"},
-    )
+    answer = board.install("in-1", manifest, "file:///nowhere")
     assert answer["ok"] is False
     assert answer["error"].startswith("no trusted keys: ")
-    state = watcher.wait_for(has("model", state="failed", id="in-1"), timeout=10)
+    state = board.watcher.wait_for(has("model", state="failed", id="in-1"), timeout=10)
     retained = [m for m in state if m.topic == f"{ROOT_TOPIC}/model"]
     assert retained and json.loads(retained[-1].payload)["check"] == "no trusted keys"
 
-    rollback = ask(mosquitto, watcher, "model_rollback", {"id": "rb-1"})
+    rollback = board.ask("model_rollback", {"id": "rb-1"})
     assert rollback["error"] == "store: no previous model to roll back to"
 
 
-def test_model_use_and_rollback_switch_the_running_agent(
-    tmp_path: Path,
-    mosquitto: Mosquitto,
-    subscribe: Callable[..., Subscriber],
-    processes: list[AgentProcess],
-) -> None:
-    watcher = subscribe(mosquitto, f"{ROOT_TOPIC}/#")
+def test_model_use_and_rollback_switch_the_running_agent(tmp_path: Path, board: Board) -> None:
     config = tmp_path / "agent.toml"
-    config.write_text(config_text(tmp_path / "state", mosquitto.port, vision=ONNX))
-    start_agent(config, tmp_path / "agent.log", processes, watcher)
+    config.write_text(config_text(tmp_path / "state", board.broker.port, vision=ONNX))
+    board.start(config, tmp_path / "agent.log")
     model = write_model_release(tmp_path / "release", "constant")
 
     used = remotair("model", "use", model, "--config", config)
     assert used.returncode == 0, used.stderr
     assert "the agent now runs tiny_constant@" in used.stdout
-    watcher.wait_for(
+    board.watcher.wait_for(
         lambda ms: any(
             str(d.get("model")).startswith("tiny_constant@") for d in docs(ms, "status")
         ),
@@ -275,23 +262,19 @@ def model_states(messages: list[Received], request_id: str) -> list[str]:
 
 
 def test_install_over_mqtt_from_a_loopback_server(
-    fleet: Fleet,
-    mosquitto: Mosquitto,
-    subscribe: Callable[..., Subscriber],
-    processes: list[AgentProcess],
+    fleet: Fleet, board: Board, subscribe: Callable[..., Subscriber]
 ) -> None:
-    watcher = subscribe(mosquitto, f"{ROOT_TOPIC}/#")
-    config = fleet.config(mosquitto.port)
-    start_agent(config, fleet.root / "agent.log", processes, watcher)
+    config = fleet.config(board.broker.port)
+    board.start(config, fleet.root / "agent.log")
     manifest = fleet.shipped_variant(2)
     with ModelServer(fleet.served) as server:
-        answer = install(mosquitto, watcher, "roll-2", manifest, fleet.url(server, manifest))
+        answer = board.install("roll-2", manifest, fleet.url(server, manifest))
     assert answer["ok"], answer
     assert answer["result"]["state"] == "active" and answer["result"]["model_version"] == 2
-    states = model_states(watcher.snapshot(), "roll-2")
+    states = model_states(board.watcher.snapshot(), "roll-2")
     assert states[0] == "verifying" and states[-3:] == ["verifying", "testing", "active"]
     assert "downloading" in states
-    late = subscribe(mosquitto, f"{ROOT_TOPIC}/model")  # retained: a dashboard joining later
+    late = subscribe(board.broker, f"{ROOT_TOPIC}/model")  # retained: a dashboard joining later
     retained = late.wait_for(lambda ms: bool(ms), timeout=10)
     assert json.loads(retained[-1].payload)["state"] == "active"
 
@@ -303,53 +286,43 @@ def test_install_over_mqtt_from_a_loopback_server(
 
     # The same release again is a downgrade (not newer than the active one), refused in one line.
     with ModelServer(fleet.served) as server:
-        again = install(mosquitto, watcher, "roll-2b", manifest, fleet.url(server, manifest))
+        again = board.install("roll-2b", manifest, fleet.url(server, manifest))
     assert again["error"].startswith("downgrade: version 2 is not newer")
 
 
 def test_a_model_failing_after_the_switch_is_rolled_back_by_itself(
-    fleet: Fleet,
-    mosquitto: Mosquitto,
-    subscribe: Callable[..., Subscriber],
-    processes: list[AgentProcess],
+    fleet: Fleet, board: Board
 ) -> None:
-    watcher = subscribe(mosquitto, f"{ROOT_TOPIC}/#")
-    config = fleet.config(mosquitto.port, snapshot_s=1.0, models="probation_failures = 2\n")
-    agent = start_agent(config, fleet.root / "agent.log", processes, watcher)
+    config = fleet.config(board.broker.port, snapshot_s=1.0, models="probation_failures = 2\n")
+    agent = board.start(config, fleet.root / "agent.log")
     manifest = fleet.tiny("nan_on_dark", 2)
     with ModelServer(fleet.served) as server:
-        assert install(mosquitto, watcher, "bad-2", manifest, fleet.url(server, manifest))["ok"]
-    messages = watcher.wait_for(has("model", state="rolled back", id="bad-2"), timeout=60)
+        assert board.install("bad-2", manifest, fleet.url(server, manifest))["ok"]
+    messages = board.watcher.wait_for(has("model", state="rolled back", id="bad-2"), timeout=60)
     rolled = [d for d in docs(messages, "model") if d["state"] == "rolled back"][-1]
     assert rolled["rolled_back"] == manifest["sha256"]
     assert "classifications failed in a row" in rolled["reason"]
-    watcher.wait_for(
+    board.watcher.wait_for(
         lambda ms: str(docs(ms, "status")[-1].get("model")).startswith("visual_clean"),
         timeout=20,
     )
     assert agent.process.poll() is None
 
 
-def test_sigkill_during_probation_rolls_back_at_restart(
-    fleet: Fleet,
-    mosquitto: Mosquitto,
-    subscribe: Callable[..., Subscriber],
-    processes: list[AgentProcess],
-) -> None:
-    watcher = subscribe(mosquitto, f"{ROOT_TOPIC}/#")
-    config = fleet.config(mosquitto.port, models="probation_verdicts = 1000\n")
-    first = start_agent(config, fleet.root / "first.log", processes, watcher)
+def test_sigkill_during_probation_rolls_back_at_restart(fleet: Fleet, board: Board) -> None:
+    config = fleet.config(board.broker.port, models="probation_verdicts = 1000\n")
+    first = board.start(config, fleet.root / "first.log")
     manifest = fleet.tiny("constant", 2)
     with ModelServer(fleet.served) as server:
-        assert install(mosquitto, watcher, "new-2", manifest, fleet.url(server, manifest))["ok"]
+        assert board.install("new-2", manifest, fleet.url(server, manifest))["ok"]
     first.process.send_signal(signal.SIGKILL)  # as a crash inside the runtime would
     assert first.process.wait(timeout=10) == -signal.SIGKILL
 
-    processes.append(spawn_agent(config, fleet.root / "second.log"))
-    messages = watcher.wait_for(has("model", state="rolled back", id="new-2"), timeout=60)
+    board.processes.append(spawn_agent(config, fleet.root / "second.log"))
+    messages = board.watcher.wait_for(has("model", state="rolled back", id="new-2"), timeout=60)
     rolled = [d for d in docs(messages, "model") if d["state"] == "rolled back"][-1]
     assert "stopped unexpectedly" in rolled["reason"]
-    watcher.wait_for(
+    board.watcher.wait_for(
         lambda ms: str(docs(ms, "status")[-1].get("model")).startswith("visual_clean"),
         timeout=30,
     )
