@@ -36,9 +36,7 @@ from agent.vision.calibration import (
     FEATURES_OUTPUT,
     Calibration,
     Floats,
-    OodDetector,
     fit_calibration,
-    fit_ood,
     reliability_bins,
     softmax,
     uncertainty_report,
@@ -52,6 +50,7 @@ from agent.vision.manifest import (
     write_manifest,
 )
 from agent.vision.onnx_backend import OnnxClassifier
+from agent.vision.ood import OodDetector, fit_ood
 from agent.vision.reliability_plot import write_reliability_diagram
 from models.folders import Sample, list_samples, resolve_splits
 

@@ -34,7 +34,8 @@ import torch
 from torch import nn
 
 from agent.vision import LABELS
-from agent.vision.calibration import fit_calibration, fit_ood, softmax, uncertainty_report
+from agent.vision.calibration import fit_calibration, softmax, uncertainty_report
+from agent.vision.ood import fit_ood
 from models.dataset import LOOKS_FILE
 from models.folders import Sample, list_samples, resolve_splits
 from models.frozen_stem import one_cycle

@@ -38,7 +38,6 @@ from agent.vision.calibration import (
     Floats,
     Ints,
     fit_calibration,
-    fit_ood_statistics,
     softmax,
 )
 from agent.vision.features import model_outputs
@@ -46,6 +45,7 @@ from agent.vision.head import fit_logistic_regression
 from agent.vision.manifest import ModelManifest, manifest_path_for, sha256_file, write_manifest
 from agent.vision.onnx_append import linear_head_suffix
 from agent.vision.onnx_backend import OnnxClassifier
+from agent.vision.ood import fit_ood_statistics
 from models.folders import MIN_IMAGES_PER_LABEL
 
 logger = logging.getLogger(__name__)

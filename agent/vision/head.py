@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from agent.vision.calibration import Floats, principal_axes
+from agent.vision.calibration import Floats
+from agent.vision.ood import principal_axes
 
 
 @dataclass(frozen=True, slots=True, eq=False)

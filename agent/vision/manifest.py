@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from agent.vision import LABELS, ModelError
-from agent.vision.calibration import Calibration, OodDetector
+from agent.vision.calibration import Calibration
+from agent.vision.ood import OodDetector
 
 T = TypeVar("T")
 

@@ -14,12 +14,10 @@ import pytest
 from agent.vision.calibration import (
     Calibration,
     CalibrationError,
-    OodDetector,
     decode_array,
     encode_array,
     expected_calibration_error,
     fit_calibration,
-    fit_ood,
     fit_temperature,
     fit_uncertain_band,
     nll,
@@ -27,6 +25,7 @@ from agent.vision.calibration import (
     softmax,
     uncertainty_report,
 )
+from agent.vision.ood import OodDetector, fit_ood
 from agent.vision.reliability_plot import write_reliability_diagram
 
 
