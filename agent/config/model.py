@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from agent import wire
-from agent.alarms import RULES, AlarmsConfig, alarm_name
+from agent.alarm_rules import RULES, AlarmsConfig, alarm_name
 from agent.board_config import BoardConfig
 from agent.config_base import Problem, Section, TopicLevel, setting
 from agent.control import ControlConfig
