@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -103,6 +104,27 @@ def links(device: str) -> Iterator[Callable[..., MqttLink]]:
         link.stop(flush_timeout_s=0.5)
 
 
+@dataclass(frozen=True)
+class Rig:
+    """What most tests here share: the test's own device id, its outbox, ``links(settings, box)``
+    (started links, stopped at teardown) and ``subscribe`` (watchers, checked at teardown)."""
+
+    device: str
+    outbox: Outbox
+    links: Callable[..., MqttLink]
+    subscribe: Callable[..., Subscriber]
+
+
+@pytest.fixture
+def rig(
+    device: str,
+    outbox: Outbox,
+    links: Callable[..., MqttLink],
+    subscribe: Callable[..., Subscriber],
+) -> Rig:
+    return Rig(device, outbox, links, subscribe)
+
+
 def docs(messages: list[Received], suffix: str) -> list[dict[str, object]]:
     return [json.loads(m.payload) for m in messages if m.topic.endswith(suffix)]
 
@@ -119,23 +141,24 @@ def has_seqs(suffix: str, wanted: set[int]) -> Callable[[list[Received]], bool]:
 
 
 def test_topics_payload_schema_qos_and_retained_status(
-    device: str,
-    protocol: str,
-    mqtt_broker: Broker,
-    outbox: Outbox,
-    links: Callable[..., MqttLink],
-    subscribe: Callable[..., Subscriber],
+    protocol: str, mqtt_broker: Broker, rig: Rig
 ) -> None:
-    watcher = subscribe(mqtt_broker, f"remotair/v1/{device}/#", protocol=PAHO_PROTOCOL[protocol])
-    telemetry = outbox.put(
+    watcher = rig.subscribe(
+        mqtt_broker, f"remotair/v1/{rig.device}/#", protocol=PAHO_PROTOCOL[protocol]
+    )
+    telemetry = rig.outbox.put(
         MessageClass.TELEMETRY, "", {"sensors": {"duct": {"chip": "scd4x", "co2_ppm": 612.0}}}
     ).message
-    verdict = outbox.put(MessageClass.VERDICT, "cam0", {"camera": "cam0", "label": "clean"}).message
-    alarm = outbox.put(MessageClass.ALARM, "co2_high", {"event": "raised", "value": 1600.0}).message
-    link = links(settings_for(mqtt_broker, protocol), outbox)
+    verdict = rig.outbox.put(
+        MessageClass.VERDICT, "cam0", {"camera": "cam0", "label": "clean"}
+    ).message
+    alarm = rig.outbox.put(
+        MessageClass.ALARM, "co2_high", {"event": "raised", "value": 1600.0}
+    ).message
+    link = rig.links(settings_for(mqtt_broker, protocol), rig.outbox)
     received = watcher.wait_for(lambda ms: len(ms) >= 4)
     by_topic = {m.topic: m for m in received}
-    base = f"remotair/v1/{device}"
+    base = f"remotair/v1/{rig.device}"
     assert by_topic[f"{base}/telemetry"].payload == telemetry.payload
     assert by_topic[f"{base}/vision/cam0"].payload == verdict.payload
     assert by_topic[f"{base}/alarm/co2_high"].payload == alarm.payload
@@ -146,35 +169,34 @@ def test_topics_payload_schema_qos_and_retained_status(
     for document in [json.loads(m.payload) for m in received]:
         assert list(document)[:4] == ["v", "device", "seq", "ts"]
         assert document["v"] == 1
-        assert document["device"] == device
+        assert document["device"] == rig.device
         if document.get("state") is None:  # the stream; status is a latest-value message
             assert isinstance(document["seq"], int)
         else:
             assert document["seq"] is None
         assert str(document["ts"]).endswith("Z")
-    wait_until(lambda: outbox.stats().depth == 0, 5, "outbox drained after PUBACKs")
+    wait_until(lambda: rig.outbox.stats().depth == 0, 5, "outbox drained after PUBACKs")
     state = link.state()
     assert state.connected and state.connected_since is not None and state.inflight == 0
-    late = subscribe(mqtt_broker, f"{base}/status")
+    late = rig.subscribe(mqtt_broker, f"{base}/status")
     [retained] = late.wait_for(lambda ms: len(ms) >= 1)
     assert retained.retain is True
     assert json.loads(retained.payload)["state"] == "online"
 
 
 def test_stop_publishes_offline_retained_with_the_health_document(
-    device: str,
-    mqtt_broker: Broker,
-    outbox: Outbox,
-    subscribe: Callable[..., Subscriber],
+    mqtt_broker: Broker, rig: Rig
 ) -> None:
-    watcher = subscribe(mqtt_broker, f"remotair/v1/{device}/status")
-    link = MqttLink(settings_for(mqtt_broker), outbox, device, status_body=lambda: {"uptime_s": 1})
+    watcher = rig.subscribe(mqtt_broker, f"remotair/v1/{rig.device}/status")
+    link = MqttLink(
+        settings_for(mqtt_broker), rig.outbox, rig.device, status_body=lambda: {"uptime_s": 1}
+    )
     link.start()
     watcher.wait_for(lambda ms: any(b'"online"' in m.payload for m in ms))
     for i in range(50):
-        outbox.put(MessageClass.TELEMETRY, "", {"i": i})
+        rig.outbox.put(MessageClass.TELEMETRY, "", {"i": i})
     link.stop(flush_timeout_s=5)
-    assert outbox.stats().depth == 0, "backlog flushed within the bound"
+    assert rig.outbox.stats().depth == 0, "backlog flushed within the bound"
     last = watcher.wait_for(lambda ms: b'"offline"' in ms[-1].payload)[-1]
     document = json.loads(last.payload)
     assert document["state"] == "offline"
@@ -184,25 +206,21 @@ def test_stop_publishes_offline_retained_with_the_health_document(
 
 
 def test_agent_keeps_running_without_broker_and_delivers_when_it_appears(
-    device: str,
-    mqtt_broker: Broker,
-    outbox: Outbox,
-    links: Callable[..., MqttLink],
-    subscribe: Callable[..., Subscriber],
+    mqtt_broker: Broker, rig: Rig
 ) -> None:
     mqtt_broker.stop()
     started = time.monotonic()
-    link = links(settings_for(mqtt_broker), outbox)
+    link = rig.links(settings_for(mqtt_broker), rig.outbox)
     assert time.monotonic() - started < 1.0, "start() must not block on the broker"
-    outbox.put(MessageClass.ALARM, "co2_high", {"event": "raised"})
+    rig.outbox.put(MessageClass.ALARM, "co2_high", {"event": "raised"})
     wait_until(lambda: link.state().last_error is not None, 5, "first connect failure recorded")
     state = link.state()
     assert not state.connected
     assert "connection refused" in str(state.last_error)
     assert state.next_retry_at is not None
     mqtt_broker.start()
-    watcher = subscribe(mqtt_broker, f"remotair/v1/{device}/alarm/#")
-    wait_until(lambda: outbox.stats().depth == 0, 10, "backlog delivered once the broker is up")
+    watcher = rig.subscribe(mqtt_broker, f"remotair/v1/{rig.device}/alarm/#")
+    wait_until(lambda: rig.outbox.stats().depth == 0, 10, "backlog delivered once the broker is up")
     assert link.state().connected
     del watcher
 
@@ -211,22 +229,19 @@ def test_agent_keeps_running_without_broker_and_delivers_when_it_appears(
 
 
 def test_broker_outage_every_seq_delivered_no_gap(
-    device: str,
-    protocol: str,
-    mqtt_broker: Broker,
-    outbox: Outbox,
-    links: Callable[..., MqttLink],
-    subscribe: Callable[..., Subscriber],
+    protocol: str, mqtt_broker: Broker, rig: Rig
 ) -> None:
     broker = mqtt_broker  # persistent: the watcher's session survives the restart
-    watcher = subscribe(broker, f"remotair/v1/{device}/telemetry", client_id=f"watch-{device}")
-    link = links(settings_for(broker, protocol, inflight=5), outbox)
+    watcher = rig.subscribe(
+        broker, f"remotair/v1/{rig.device}/telemetry", client_id=f"watch-{rig.device}"
+    )
+    link = rig.links(settings_for(broker, protocol, inflight=5), rig.outbox)
     total = 400
     put_seqs: list[int] = []
 
     def produce() -> None:
         for i in range(total):
-            put_seqs.append(outbox.put(MessageClass.TELEMETRY, "", {"i": i}).message.seq)
+            put_seqs.append(rig.outbox.put(MessageClass.TELEMETRY, "", {"i": i}).message.seq)
             time.sleep(0.002)
 
     producer = threading.Thread(target=produce)
@@ -240,7 +255,7 @@ def test_broker_outage_every_seq_delivered_no_gap(
     received = watcher.wait_for(has_seqs("telemetry", set(put_seqs)), timeout=20)
     seqs = seqs_on(received, "telemetry")
     assert sorted(set(seqs)) == put_seqs, "every seq delivered, no gap"
-    wait_until(lambda: outbox.stats().depth == 0, 5, "outbox empty once everything is acked")
+    wait_until(lambda: rig.outbox.stats().depth == 0, 5, "outbox empty once everything is acked")
 
 
 _KILLED_AGENT = """
@@ -306,13 +321,10 @@ def test_sigkill_mid_publish_then_restart_no_gap_and_last_will(
 
 
 def test_a_reconnect_clears_last_error_and_the_status_says_how_long_it_was_away(
-    device: str,
-    mosquitto_factory: Callable[..., Mosquitto],
-    outbox: Outbox,
-    links: Callable[..., MqttLink],
+    mosquitto_factory: Callable[..., Mosquitto], rig: Rig
 ) -> None:
     broker = mosquitto_factory()
-    link = links(settings_for(broker, "3.1.1"), outbox)
+    link = rig.links(settings_for(broker, "3.1.1"), rig.outbox)
     wait_until(lambda: link.state().connected, 10, "connected")
     assert link.state().offline_since is None and link.state().last_outage is None
     broker.stop()
@@ -370,18 +382,13 @@ def test_mqtt5_rejected_publish_is_set_aside_and_does_not_block(
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_tls_with_client_certificate(
-    device: str,
-    protocol: str,
-    tls_broker: tuple[Mosquitto, int, Pki],
-    outbox: Outbox,
-    links: Callable[..., MqttLink],
-    subscribe: Callable[..., Subscriber],
+    protocol: str, tls_broker: tuple[Mosquitto, int, Pki], rig: Rig
 ) -> None:
     broker, tls_port, pki = tls_broker
-    watcher = subscribe(broker, f"remotair/v1/{device}/#")
-    message = outbox.put(MessageClass.ALARM, "co2_high", {"event": "raised"}).message
+    watcher = rig.subscribe(broker, f"remotair/v1/{rig.device}/#")
+    message = rig.outbox.put(MessageClass.ALARM, "co2_high", {"event": "raised"}).message
     tls = TlsSettings(ca=pki.ca, cert=pki.client_cert, key=pki.client_key)
-    link = links(settings_for(broker, protocol, port=tls_port, tls=tls), outbox)
+    link = rig.links(settings_for(broker, protocol, port=tls_port, tls=tls), rig.outbox)
     watcher.wait_for(has_seqs("alarm/co2_high", {message.seq}))
     assert link.state().connected
     assert link.state().last_error is None
@@ -453,12 +460,7 @@ def test_refused_credentials_say_not_authorised(
 
 
 def test_commands_answered_with_correlation_id_off_the_network_thread(
-    device: str,
-    protocol: str,
-    mqtt_broker: Broker,
-    outbox: Outbox,
-    links: Callable[..., MqttLink],
-    subscribe: Callable[..., Subscriber],
+    protocol: str, mqtt_broker: Broker, rig: Rig
 ) -> None:
     threads: list[str] = []
 
@@ -481,11 +483,11 @@ def test_commands_answered_with_correlation_id_off_the_network_thread(
         ]
     )
 
-    watcher = subscribe(mqtt_broker, f"remotair/v1/{device}/result/#")
-    link = links(settings_for(mqtt_broker, protocol), outbox, commands=commands)
+    watcher = rig.subscribe(mqtt_broker, f"remotair/v1/{rig.device}/result/#")
+    link = rig.links(settings_for(mqtt_broker, protocol), rig.outbox, commands=commands)
     wait_until(lambda: link.state().commands_subscribed, 5, "the SUBACK of cmd/+")
     sender = watcher.client
-    cmd = f"remotair/v1/{device}/cmd"
+    cmd = f"remotair/v1/{rig.device}/cmd"
     sender.publish(f"{cmd}/ping", json.dumps({"id": "req-1", "n": 7}), qos=1)
     sender.publish(f"{cmd}/ping", b"{not json", qos=1)
     sender.publish(f"{cmd}/explode", json.dumps({"id": 42}), qos=1)
@@ -526,17 +528,11 @@ def test_the_suback_decides_whether_commands_can_arrive(
     assert ("command subscription refused" in caplog.text) is not subscribed
 
 
-def test_mqtt5_response_topic_and_correlation_data(
-    device: str,
-    mosquitto: Mosquitto,
-    outbox: Outbox,
-    links: Callable[..., MqttLink],
-    subscribe: Callable[..., Subscriber],
-) -> None:
-    watcher = subscribe(mosquitto, "replies/operator-1", schema="result")
-    link = links(
+def test_mqtt5_response_topic_and_correlation_data(mosquitto: Mosquitto, rig: Rig) -> None:
+    watcher = rig.subscribe(mosquitto, "replies/operator-1", schema="result")
+    link = rig.links(
         settings_for(mosquitto, "5", reply_prefix="replies"),
-        outbox,
+        rig.outbox,
         commands=CommandTable(
             [Command("ping", NoArgs, lambda _: {"pong": True}, "answers", remote=True)]
         ),
@@ -546,7 +542,7 @@ def test_mqtt5_response_topic_and_correlation_data(
     properties.ResponseTopic = "replies/operator-1"
     properties.CorrelationData = b"\x00corr-9"
     watcher.client.publish(
-        f"remotair/v1/{device}/cmd/ping", b'{"id": "r9"}', qos=1, properties=properties
+        f"remotair/v1/{rig.device}/cmd/ping", b'{"id": "r9"}', qos=1, properties=properties
     )
     [reply] = watcher.wait_for(lambda ms: len(ms) >= 1)
     assert json.loads(reply.payload)["id"] == "r9"
@@ -556,24 +552,18 @@ def test_mqtt5_response_topic_and_correlation_data(
 # -- Home Assistant discovery --------------------------------------------------------------------
 
 
-def test_home_assistant_discovery_retained_through_outbox(
-    device: str,
-    mosquitto: Mosquitto,
-    outbox: Outbox,
-    links: Callable[..., MqttLink],
-    subscribe: Callable[..., Subscriber],
-) -> None:
+def test_home_assistant_discovery_retained_through_outbox(mosquitto: Mosquitto, rig: Rig) -> None:
     messages = homeassistant.discovery_messages(
-        device,
+        rig.device,
         "Duct 7",
         [("duct", "co2_ppm"), ("filter", "differential_pressure_pa")],
         ["cam0"],
         expire_after_s=90,
     )
-    assert homeassistant.queue_discovery(outbox, messages) == 5
-    link = links(settings_for(mosquitto), outbox)
-    wait_until(lambda: outbox.stats().depth == 0, 5, "discovery delivered")
-    watcher = subscribe(mosquitto, "homeassistant/#")  # subscribed after: sees retained configs
+    assert homeassistant.queue_discovery(rig.outbox, messages) == 5
+    link = rig.links(settings_for(mosquitto), rig.outbox)
+    wait_until(lambda: rig.outbox.stats().depth == 0, 5, "discovery delivered")
+    watcher = rig.subscribe(mosquitto, "homeassistant/#")  # subscribed after: sees retained configs
     received = watcher.wait_for(lambda ms: len(ms) >= 5)
     assert {m.topic for m in received} == {topic for topic, _ in messages}
     assert all(m.retain for m in received)
@@ -583,31 +573,27 @@ def test_home_assistant_discovery_retained_through_outbox(
 
 
 def test_home_assistant_configs_come_back_after_its_birth_and_an_empty_broker_restart(
-    device: str,
-    mosquitto_factory: Callable[..., Mosquitto],
-    outbox: Outbox,
-    links: Callable[..., MqttLink],
-    subscribe: Callable[..., Subscriber],
+    mosquitto_factory: Callable[..., Mosquitto], rig: Rig
 ) -> None:
     broker = mosquitto_factory()  # no persistence: a restart forgets retained messages
     messages = homeassistant.discovery_messages(
-        device, "Duct 7", [("duct", "co2_ppm")], [], expire_after_s=90
+        rig.device, "Duct 7", [("duct", "co2_ppm")], [], expire_after_s=90
     )
     queued: list[float] = []
 
     def republish() -> None:
         queued.append(time.monotonic())
-        homeassistant.queue_discovery(outbox, messages)
+        homeassistant.queue_discovery(rig.outbox, messages)
 
-    link = links(
+    link = rig.links(
         settings_for(broker, "3.1.1"),
-        outbox,
+        rig.outbox,
         republish=republish,
         birth_topic="homeassistant/status",
     )
     wait_until(lambda: len(queued) == 1, 5, "a new broker session: configs queued")
     wait_until(lambda: link.state().commands_subscribed, 5, "subscribed")
-    birth = subscribe(broker, "homeassistant/sensor/#")
+    birth = rig.subscribe(broker, "homeassistant/sensor/#")
     birth.client.publish("homeassistant/status", b"offline", qos=1).wait_for_publish(5)
     birth.client.publish("homeassistant/status", b"online", qos=1).wait_for_publish(5)
     wait_until(lambda: len(queued) == 2, 5, "Home Assistant's birth: configs queued again")
@@ -615,8 +601,8 @@ def test_home_assistant_configs_come_back_after_its_birth_and_an_empty_broker_re
     broker.stop()
     broker.start()
     wait_until(lambda: len(queued) == 3, 15, "the broker came back empty: configs queued again")
-    wait_until(lambda: outbox.stats().depth == 0, 10, "configs delivered")
-    late = subscribe(broker, "homeassistant/#")
+    wait_until(lambda: rig.outbox.stats().depth == 0, 10, "configs delivered")
+    late = rig.subscribe(broker, "homeassistant/#")
     received = late.wait_for(lambda ms: len(ms) >= len(messages), timeout=10)
     assert all(m.retain for m in received), "retained on the broker again"
     assert {m.topic: json.loads(m.payload) for m in received} == dict(messages)
