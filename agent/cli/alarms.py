@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.cli.options import add_config_argument, load
-from agent.cli.output import print_json, print_table
+from agent.cli.output import add_json_argument, print_json, print_table
 from agent.control import AgentNotRunning, request
 from agent.errors import ExitCode
 from agent.state_directory import StateDir
@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     add_config_argument(p)
     p.add_argument("--recent", type=int, default=20, metavar="N", help="recent events (0-1000)")
-    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    add_json_argument(p)
     p.set_defaults(func=run)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from agent.cli.output import print_json, print_table
+from agent.cli.output import add_json_argument, print_json, print_table
 from agent.config_base import one_line
 from agent.errors import ExitCode
 from agent.vision import ImageError, VisionError
@@ -54,7 +54,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="classify even pictures the image-quality gate would call unusable",
     )
-    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    add_json_argument(p)
     p.set_defaults(func=run)
 
 

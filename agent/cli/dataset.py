@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from agent.cli.output import print_json
+from agent.cli.output import add_json_argument, print_json
 from agent.errors import ExitCode, RemotairError
 from models.dataset import (
     DEFAULT_ATTRIBUTE,
@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     export.add_argument(
         "--output", type=Path, help=f"manifest file (default: DIR/../<DIR>-{MANIFEST_NAME})"
     )
-    export.add_argument("--json", action="store_true", help="print JSON for scripts")
+    add_json_argument(export)
     export.set_defaults(func=run_export)
     gen = actions.add_parser(
         "generate",
@@ -56,7 +56,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     gen.add_argument("directory", type=Path, metavar="DIR")
     for split in SPLITS:
         gen.add_argument(f"--{split}", type=int, default=DEFAULT_COUNTS[split], metavar="N")
-    gen.add_argument("--json", action="store_true", help="print JSON for scripts")
+    add_json_argument(gen)
     gen.set_defaults(func=run_generate)
 
 

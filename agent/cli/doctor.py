@@ -9,7 +9,7 @@ from typing import Any
 from agent import doctor
 from agent.board import open_board
 from agent.cli.options import add_board_arguments, config_path, load
-from agent.cli.output import print_json
+from agent.cli.output import add_json_argument, print_json
 from agent.cli.sim import add_unplug_argument, unplug
 from agent.control import AgentNotRunning, ControlError, request
 from agent.doctor import Check
@@ -41,7 +41,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="S",
         help="bound of each network step (default %(default)s s)",
     )
-    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    add_json_argument(p)
     p.set_defaults(func=run)
 
 

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from agent.board import SensorInfo, open_board
 from agent.cli.options import add_board_arguments, load
-from agent.cli.output import print_json, print_table
+from agent.cli.output import add_json_argument, print_json, print_table
 from agent.cli.sim import add_unplug_argument, unplug
 from agent.errors import ExitCode
 from drivers.errors import DeviceAbsentError
@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_board_arguments(scan)
     add_unplug_argument(scan)
     scan.add_argument("--bus", type=int, metavar="N", help="bus number (default: [board] i2c_bus)")
-    scan.add_argument("--json", action="store_true", help="print JSON for scripts")
+    add_json_argument(scan)
     scan.set_defaults(func=run_scan)
 
 

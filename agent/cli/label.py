@@ -20,7 +20,7 @@ from typing import Any
 import cv2
 
 from agent.cli.options import add_config_argument, load
-from agent.cli.output import print_json, print_table
+from agent.cli.output import add_json_argument, print_json, print_table
 from agent.errors import ExitCode, RemotairError
 from agent.vision import LABELS
 from models.folders import IMAGE_EXTENSIONS
@@ -51,7 +51,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--dataset", type=Path, required=True, metavar="DIR", help="dataset root")
     p.add_argument("--by", default=None, help="who judged (default: the login name)")
     p.add_argument("--relabel", action="store_true", help="move images filed under another label")
-    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    add_json_argument(p)
     p.set_defaults(func=run)
 
 

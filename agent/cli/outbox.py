@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from agent.cli.options import add_config_argument, load
-from agent.cli.output import print_json, print_table
+from agent.cli.output import add_json_argument, print_json, print_table
 from agent.control import AgentNotRunning, request
 from agent.errors import ExitCode
 from agent.state_directory import StateDir
@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--set-aside", type=int, default=20, metavar="N", help="set-aside messages to list"
     )
-    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    add_json_argument(p)
     p.set_defaults(func=run)
 
 

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
+
+
+def add_json_argument(parser: argparse.ArgumentParser) -> None:
+    """``--json``: the command prints its result with :func:`print_json` instead of for people."""
+    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
 
 
 def print_table(

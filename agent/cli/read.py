@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from agent.cli.options import add_board_arguments, board_from_args
-from agent.cli.output import print_json, print_table
+from agent.cli.output import add_json_argument, print_json, print_table
 from agent.errors import ExitCode
 from drivers.errors import SensorError
 from drivers.measurement import QUANTITIES
@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         epilog="example: remotair read --sim --json",
     )
     add_board_arguments(p)
-    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    add_json_argument(p)
     p.set_defaults(func=run)
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from agent.board import Board
 from agent.cli.options import add_config_argument, load
-from agent.cli.output import print_json
+from agent.cli.output import add_json_argument, print_json
 from agent.control import request
 from agent.errors import ExitCode, RemotairError
 
@@ -76,7 +76,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         )
         add_config_argument(one)
         one.add_argument("name", help="sensor or camera name (see 'remotair status')")
-        one.add_argument("--json", action="store_true", help="print JSON for scripts")
+        add_json_argument(one)
         one.set_defaults(func=run)
     scenario = actions.add_parser(
         "scenario",

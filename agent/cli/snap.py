@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.cli.options import add_board_arguments, board_from_args
-from agent.cli.output import print_json, print_table
+from agent.cli.output import add_json_argument, print_json, print_table
 from agent.errors import ExitCode
 from drivers.camera import frame_problem, save_snapshot
 from drivers.errors import CameraError
@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_board_arguments(p)
     p.add_argument("--out", type=Path, default=Path("."), help="directory (default: current)")
     p.add_argument("--camera", action="append", help="only this camera (repeatable)")
-    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    add_json_argument(p)
     p.set_defaults(func=run)
 
 

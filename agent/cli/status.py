@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.cli.options import add_config_argument, config_path, load
-from agent.cli.output import print_json, print_table
+from agent.cli.output import add_json_argument, print_json, print_table
 from agent.config import Config
 from agent.control import AgentNotRunning, request
 from agent.errors import ExitCode
@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         epilog="example: remotair status --config /etc/remotair/agent.toml",
     )
     add_config_argument(p)
-    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    add_json_argument(p)
     p.add_argument("--timeout", type=float, default=3.0, metavar="S", help="answer timeout")
     p.set_defaults(func=run)
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from agent.cli.output import print_json, print_table
+from agent.cli.output import add_json_argument, print_json, print_table
 from agent.errors import ExitCode
 from agent.vision.adapt import DEFAULT_FOLDS, adapt, describe_skipped
 from agent.vision.factory import shipped_model_path
@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--folds", type=int, default=DEFAULT_FOLDS, help="cross-validation folds")
     p.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads")
-    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    add_json_argument(p)
     p.set_defaults(func=run)
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from agent.cli.output import print_json
+from agent.cli.output import add_json_argument, print_json
 from agent.errors import ExitCode
 from agent.models import VerificationError
 from agent.models.reference import REFERENCE, embed_image, embedded_images, reference_block
@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         epilog="example: remotair model keygen ~/remotair-keys",
     )
     p.add_argument("directory", type=Path, metavar="DIR")
-    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    add_json_argument(p)
     p.set_defaults(func=run_keygen)
 
     p = sub.add_parser(
@@ -80,7 +80,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="a reference image boards run before switching (repeat; default: keep the"
         " manifest's own, their expected outputs measured again with this model)",
     )
-    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    add_json_argument(p)
     p.set_defaults(func=run_sign)
 
     p = sub.add_parser(
@@ -101,7 +101,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="FILE",
         help="trusted public key (repeat for several)",
     )
-    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    add_json_argument(p)
     p.set_defaults(func=run_verify)
 
 

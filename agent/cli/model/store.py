@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.cli.options import add_config_argument, load
-from agent.cli.output import print_json, print_table
+from agent.cli.output import add_json_argument, print_json, print_table
 from agent.config import Config
 from agent.control import AgentNotRunning, ControlError, request
 from agent.errors import ExitCode
@@ -54,7 +54,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _common(p: argparse.ArgumentParser) -> None:
     add_config_argument(p)
-    p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    add_json_argument(p)
 
 
 def open_store(args: argparse.Namespace) -> ModelStore:
