@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from agent.models.install import InstallPolicy, InstallRequest, InstallState
 from agent.models.probation import ProbationPolicy
 from agent.models.reference import reference_block
-from agent.models.runtime import ModelRuntime, ModelSettings
+from agent.models.runtime import ActiveModel, ModelRuntime, ModelSettings
 from agent.models.signing import (
     TrustedKeys,
     dev_public_key_path,
@@ -98,6 +98,19 @@ def _install(runtime: ModelRuntime, board: Board, mode: str, version: int, rid: 
     return str(manifest["sha256"])
 
 
+def _switch_to_a_failing_model(runtime: ModelRuntime, board: Board) -> tuple[ActiveModel, str, str]:
+    """Start, install a good model and commit it (three verdicts), then install one whose every
+    classification of a duct picture fails (it passes its white reference image). Returns the
+    classifier and the two sha256s."""
+    classifier = runtime.start()
+    assert classifier is not None
+    good = _install(runtime, board, "constant", 2, "r1")
+    for _ in range(3):
+        classifier.classify(DUCT)
+    bad = _install(runtime, board, "nan_on_dark", 3, "r2")
+    return classifier, good, bad
+
+
 def test_the_configured_model_runs_while_the_store_is_empty(board: Board) -> None:
     runtime = board.runtime()
     classifier = runtime.start()
@@ -123,12 +136,7 @@ def test_install_swaps_the_running_classifier(board: Board) -> None:
 
 def test_a_run_of_failures_after_switching_rolls_back_by_itself(board: Board) -> None:
     runtime = board.runtime()
-    classifier = runtime.start()
-    assert classifier is not None
-    good = _install(runtime, board, "constant", 2, "r1")
-    for _ in range(3):
-        classifier.classify(DUCT)
-    bad = _install(runtime, board, "nan_on_dark", 3, "r2")  # passes its white reference image
+    classifier, good, bad = _switch_to_a_failing_model(runtime, board)
     assert runtime.store.pointers().active == bad
     for _ in range(2):
         with pytest.raises(ValueError, match="finite logits"):
@@ -148,13 +156,7 @@ def test_a_run_of_failures_after_switching_rolls_back_by_itself(board: Board) ->
 
 
 def test_a_crash_during_probation_rolls_back_at_the_next_start(board: Board) -> None:
-    first = board.runtime()
-    classifier = first.start()
-    assert classifier is not None
-    good = _install(first, board, "constant", 2, "r1")
-    for _ in range(3):
-        classifier.classify(DUCT)
-    bad = _install(first, board, "nan_on_dark", 3, "r2")
+    _, good, bad = _switch_to_a_failing_model(board.runtime(), board)
     # The process dies here (a crash in the runtime): no note_clean_exit().
     again = board.runtime()
     assert again.start() is not None
