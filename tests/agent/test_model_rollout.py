@@ -8,7 +8,7 @@ import json
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +31,7 @@ from agent.models.signing import (
 from agent.vision.factory import shipped_model_path
 from agent.vision.onnx_backend import OnnxClassifier
 from hil.model_server import ModelServer
+from tests.agent import test_agent_integration
 from tests.agent.models.conftest import shipped_manifest
 from tests.agent.models.tiny_onnx import write_tiny_model
 from tests.agent.test_agent_integration import (
@@ -51,6 +52,9 @@ pytestmark = [pytest.mark.broker, pytest.mark.timeout(120)]
 
 ONNX = 'backend = "onnx"\nthreads = 1'
 
+agent_processes = test_agent_integration.agent_processes
+"""The fixture of the agents a test started, killed at teardown when still running."""
+
 
 def result(messages: list[Received], command: str, request_id: str) -> dict[str, Any] | None:
     found = [d for d in docs(messages, f"result/{command}") if d["id"] == request_id]
@@ -60,7 +64,7 @@ def result(messages: list[Received], command: str, request_id: str) -> dict[str,
 @dataclass
 class Board:
     """The broker, a watcher on all the device's topics, and the agents this test started (the
-    ``processes`` fixture kills the ones still running)."""
+    ``agent_processes`` fixture kills the ones still running)."""
 
     broker: Mosquitto
     watcher: Subscriber
@@ -88,20 +92,12 @@ class Board:
 
 
 @pytest.fixture
-def processes() -> Iterator[list[AgentProcess]]:
-    started: list[AgentProcess] = []
-    yield started
-    for p in started:
-        if p.process.poll() is None:
-            p.process.kill()
-            p.process.wait(timeout=10)
-
-
-@pytest.fixture
 def board(
-    mosquitto: Mosquitto, subscribe: Callable[..., Subscriber], processes: list[AgentProcess]
+    mosquitto: Mosquitto,
+    subscribe: Callable[..., Subscriber],
+    agent_processes: list[AgentProcess],
 ) -> Board:
-    return Board(mosquitto, subscribe(mosquitto, f"{ROOT_TOPIC}/#"), processes)
+    return Board(mosquitto, subscribe(mosquitto, f"{ROOT_TOPIC}/#"), agent_processes)
 
 
 def test_reload_applies_a_good_config_and_refuses_a_bad_one(tmp_path: Path, board: Board) -> None:
