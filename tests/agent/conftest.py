@@ -14,12 +14,15 @@ the envelope only.
 
 from __future__ import annotations
 
+import functools
+import json
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as paho
 import pytest
@@ -160,6 +163,13 @@ class Received:
     retain: bool
     qos: int
     properties: object | None = None
+
+    @functools.cached_property
+    def document(self) -> Any:
+        """The payload parsed as JSON, once: a wait re-evaluates its condition over every message
+        received so far at each arrival, and re-parsing thousands of payloads each time made the
+        subscriber, not the agent, the bottleneck of the long delivery tests."""
+        return json.loads(self.payload)
 
 
 @dataclass

@@ -202,13 +202,13 @@ def run_agent(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], Runni
 
 
 def docs(messages: list[Received], suffix: str) -> list[dict[str, Any]]:
-    return [json.loads(m.payload) for m in messages if m.topic == f"{ROOT_TOPIC}/{suffix}"]
+    return [m.document for m in messages if m.topic == f"{ROOT_TOPIC}/{suffix}"]
 
 
 def seqs_of(messages: list[Received]) -> set[int]:
     found = set()
     for m in messages:
-        seq = json.loads(m.payload).get("seq")
+        seq = m.document.get("seq")
         if seq is not None:
             found.add(int(seq))
     return found

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -67,7 +66,7 @@ def proxies() -> Iterator[list[CuttingProxy]]:
 
 
 def received_seqs(watcher: Subscriber) -> set[int]:
-    return {json.loads(m.payload)["seq"] for m in watcher.snapshot()}
+    return {m.document["seq"] for m in watcher.snapshot()}
 
 
 def test_a_publish_refused_by_closing_the_connection_is_set_aside(

@@ -126,7 +126,7 @@ def rig(
 
 
 def docs(messages: list[Received], suffix: str) -> list[dict[str, object]]:
-    return [json.loads(m.payload) for m in messages if m.topic.endswith(suffix)]
+    return [m.document for m in messages if m.topic.endswith(suffix)]
 
 
 def seqs_on(messages: list[Received], suffix: str) -> list[int]:
