@@ -75,7 +75,9 @@ class ContractConsumer:
             if msg.topic == f"{self.prefix}status":
                 if seq is not None:
                     self.numbered_status.append(seq)
-                if "version" in document:  # not the last will
+                # Not the last will, and not a retained copy: one delivered on (re)subscribe,
+                # after a broker restart say, can be older than the stream already received.
+                if "version" in document and not msg.retain:
                     self.statuses.append(document)
             elif seq is None:
                 self.unnumbered.append(msg.topic)
