@@ -11,6 +11,7 @@ in any colour: a visible deposit is dirt whatever it looks like.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import cv2
@@ -138,39 +139,79 @@ def draw_random_deposits(
     rng: np.random.Generator, scene: DuctScene, dirt: float, look: Look
 ) -> RandomDeposits:
     """The deposits of ``look`` at ``dirt``. Every kind's layout is drawn whether or not the
-    look has it, so the stream (and the other kinds' layouts) never depends on the look."""
+    look has it, so the stream (and the other kinds' layouts) never depends on the look.
+
+    From ``DIRTY_MIN_DIRT`` a dirty label must be visible: when the seed's layout shows fewer
+    than :data:`MIN_VISIBLE_SHARE` of the frame at the model's resolution (a sparse seed, or its
+    deposits drawn far down the duct), more of the same layout is shown until it does."""
     walls = _Walls(scene, rng)
     film = draw_film(rng)
-    density = np.exp(rng.uniform(math.log(0.3), 0.0, 8))
+    density = np.maximum(np.exp(rng.uniform(math.log(0.3), 0.0, 8)), _DENSITY_FLOORS)
     placement = rng.uniform(0.15, 0.95, 8)  # share of each kind that lies on the floor
+    plans = _draw_plans(walls, placement)
     shown = level(DEPOSIT_KNOTS, dirt)
-
-    shape = (scene.height, scene.width)
-    layer = _Layer(colour=np.zeros((*shape, 3), np.uint8), cover=np.zeros(shape, np.uint8))
-    stains: list[Stain] = []
     kinds = set(look.deposits)
+    layer, stains = _render_plans(walls, plans, kinds, shown * density)
+    if dirt >= DEPOSIT_KNOTS[0][2] and kinds - {"dust"}:
+        for boost in _BOOSTS[1:]:
+            if visible_share(layer, stains, scene.width) >= MIN_VISIBLE_SHARE:
+                break
+            layer, stains = _render_plans(walls, plans, kinds, shown * boost * density)
+    film_amount = level(FILM_KNOTS, dirt) if "dust" in kinds else 0.0
+    return RandomDeposits(
+        film=film if film_amount > 0 else None,
+        film_amount=film_amount,
+        layer=layer,
+        stains=tuple(stains),
+    )
 
+
+MODEL_WIDTH = 192
+"""Width of the shipped model's input: visibility is judged at the resolution it sees."""
+MIN_VISIBLE_SHARE = 0.004
+"""Share of the frame a dirty duct's deposits cover at least (at :data:`MODEL_WIDTH`)."""
+_BOOSTS = (1.0, 2.0, 4.0, 8.0)
+"""Multipliers of the seed's densities tried in turn (capped at the whole layout)."""
+
+
+def visible_share(layer: _Layer, stains: Sequence[Stain], width: int) -> float:
+    """Share of the frame, scaled to :data:`MODEL_WIDTH`, that deposits cover by half or more."""
+    cover = layer.cover.astype(np.float32)
+    for stain in stains:
+        np.maximum(cover, stain.cover.astype(np.float32) * np.float32(stain.opacity), out=cover)
+    scale = min(1.0, MODEL_WIDTH / width)
+    small = cv2.resize(cover, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    return float((small >= 128).mean())
+
+
+@dataclass(frozen=True, slots=True)
+class _Plans:
+    """Every kind's layout for one seed, drawn before any is rendered."""
+
+    specks: _DebrisPlan
+    clumps: _ClumpPlan
+    lints: tuple[_LintPlan, _LintPlan]
+    grease: _GreasePlan
+    grease_colour: F64
+    mould: _MouldPlan
+    fragments: _FragmentPlan
+    rust: _GreasePlan
+    rust_colour: F64
+
+
+def _draw_plans(walls: _Walls, placement: F64) -> _Plans:
+    rng = walls.rng
     specks = _DebrisPlan.draw(walls)
     specks = replace(specks, tones=_colours(rng, _GRIT, len(specks.tones)))
-    if "specks" in kinds:
-        specks.render(walls, layer, 1.0, shown * density[1])  # full-size grains, fewer
-
     clumps = _ClumpPlan.draw(walls, float(placement[2]), _colours(rng, _GRIT, _MAX_CLUMPS))
-    if "clumps" in kinds:
-        clumps.render(walls, layer, shown * density[2])
-
-    lints = [_LintPlan.draw(walls), _LintPlan.draw(walls)]
-    for n, plan in enumerate(lints):  # the second half dark: grey fluff, black fibres
-        tones = _colours(rng, _LINT, len(plan.tones)) * (1.0 if n == 0 else 0.45)
-        if "lint" in kinds:
-            _render_fibres(walls, layer, replace(plan, tones=tones), shown * max(density[3], 0.3))
-
-    grease_plan = _GreasePlan.draw(walls)
-    grease_plan = replace(grease_plan, shapes=grease_plan.shapes * rng.uniform(1.5, 3.0))
+    lints = (_LintPlan.draw(walls), _LintPlan.draw(walls))
+    lints = (  # the second half dark: grey fluff, black fibres
+        replace(lints[0], tones=_colours(rng, _LINT, len(lints[0].tones))),
+        replace(lints[1], tones=_colours(rng, _LINT, len(lints[1].tones)) * 0.45),
+    )
+    grease = _GreasePlan.draw(walls)
+    grease = replace(grease, shapes=grease.shapes * rng.uniform(1.5, 3.0))
     grease_colour = _colours(rng, _GREASE, 1)[0]
-    if "grease" in kinds:
-        stains += _stain(walls, grease_plan, shown * max(density[4], 0.5), grease_colour, 0.9, 0.4)
-
     mould = _MouldPlan.draw(walls)
     hue = _colours(rng, _MOULD, 1)[0]
     black = np.array([0.04, 0.05, 0.04])
@@ -182,28 +223,45 @@ def draw_random_deposits(
         spread=mould.spread * grow,
         radii=mould.radii * grow,
     )
-    if "mould" in kinds:
-        mould.render(walls, layer, shown * max(density[5], 0.5))
-
     fragments = _FragmentPlan.draw(walls, float(placement[6]), _colours(rng, _INSULATION, 30))
-    if "insulation" in kinds:
-        fragments.render(walls, layer, shown * max(density[6], 0.2))
-
-    rust_plan = _GreasePlan.draw(walls)
-    rust_plan = replace(rust_plan, shapes=rust_plan.shapes * rng.uniform(1.0, 2.5))
+    rust = _GreasePlan.draw(walls)
+    rust = replace(rust, shapes=rust.shapes * rng.uniform(1.0, 2.5))
     rust_colour = _colours(rng, _RUST, 1)[0]
-    if "rust" in kinds:
-        stains += _stain(walls, rust_plan, shown * max(density[7], 0.3), rust_colour, 0.85, -0.8)
-        pits = replace(specks, tones=np.clip(specks.tones * 0 + rust_colour * 0.6, 0, 1))
-        pits.render(walls, layer, 1.0, shown * density[7] * 0.3)
+    return _Plans(specks, clumps, lints, grease, grease_colour, mould, fragments, rust, rust_colour)
 
-    film_amount = level(FILM_KNOTS, dirt) if "dust" in kinds else 0.0
-    return RandomDeposits(
-        film=film if film_amount > 0 else None,
-        film_amount=film_amount,
-        layer=layer,
-        stains=tuple(stains),
-    )
+
+_DENSITY_FLOORS = np.array([0.0, 0.0, 0.0, 0.3, 0.5, 0.5, 0.2, 0.3])
+"""Least density of each kind (by index of ``density``): some kinds are never sparse."""
+
+
+def _render_plans(
+    walls: _Walls, plans: _Plans, kinds: set[str], amounts: F64
+) -> tuple[_Layer, list[Stain]]:
+    """Render the ``kinds`` of ``plans``, kind ``i`` at ``amounts[i]`` of its layout."""
+    shape = (walls.scene.height, walls.scene.width)
+    layer = _Layer(colour=np.zeros((*shape, 3), np.uint8), cover=np.zeros(shape, np.uint8))
+    stains: list[Stain] = []
+    amount = [min(1.0, float(a)) for a in amounts]
+    if "specks" in kinds:
+        plans.specks.render(walls, layer, 1.0, amount[1])  # full-size grains, fewer
+    if "clumps" in kinds:
+        plans.clumps.render(walls, layer, amount[2])
+    if "lint" in kinds:
+        for plan in plans.lints:
+            _render_fibres(walls, layer, plan, amount[3])
+    if "grease" in kinds:
+        stains += _stain(walls, plans.grease, amount[4], plans.grease_colour, 0.9, 0.4)
+    if "mould" in kinds:
+        plans.mould.render(walls, layer, amount[5])
+    if "insulation" in kinds:
+        plans.fragments.render(walls, layer, amount[6])
+    if "rust" in kinds:
+        stains += _stain(walls, plans.rust, amount[7], plans.rust_colour, 0.85, -0.8)
+        pits = replace(
+            plans.specks, tones=np.clip(plans.specks.tones * 0 + plans.rust_colour * 0.6, 0, 1)
+        )
+        pits.render(walls, layer, 1.0, amount[7] * 0.3)
+    return layer, stains
 
 
 def _stain(

@@ -68,16 +68,68 @@ def label_for(seed: int) -> str:
     return LABELS[seed % 2]
 
 
+MASKS_FILE = "masks.npz"
+"""Per dirty image of a randomised set (path relative to the set): where deposits show."""
+MASK_SIZE = (60, 80)
+"""Rows, columns of a stored deposit mask (each cell: share of its pixels a deposit changed)."""
+VISIBLE_DIFF = 24
+"""Grey levels a pixel must differ from the clean twin by to count as showing a deposit."""
+MIN_VISIBLE_SHARE = 0.01
+"""Least share of a dirty image that must show deposits, else it is rendered at dirt 1: about
+280 pixels of the model's 192 x 144 input, a dozen specks or one small blotch. Below it a
+"dirty" label is close to noise (with a 0.2 % floor, 37 % of 3000 dirty training images
+showed deposits on less than 1 % of the frame)."""
+
+
 def render_sample(
     seed: int, *, width: int, height: int, domain: Domain | None = None
 ) -> tuple[str, float, np.ndarray]:
     """Label, dirt and BGR image of synthetic sample ``seed`` (randomised over ``domain`` if
     given, else the original galvanised renderer)."""
+    label, dirt, image, _mask = render_with_mask(seed, width=width, height=height, domain=domain)
+    return label, dirt, image
+
+
+def render_with_mask(
+    seed: int, *, width: int, height: int, domain: Domain | None = None
+) -> tuple[str, float, np.ndarray, np.ndarray | None]:
+    """:func:`render_sample` plus, for a dirty randomised image, its deposit mask.
+
+    The mask comes from the same duct rendered clean (the seed fixes everything else, camera
+    noise included): pixels that differ by :data:`VISIBLE_DIFF` show a deposit. It is what the
+    trainer's deposit-map loss learns from, and it keeps a dirty label honest: a dirty image
+    whose deposits hardly show (under :data:`MIN_VISIBLE_SHARE`, a sparse layout far down the
+    duct) is rendered at dirt 1 instead, so no "dirty" image looks clean.
+    """
     from hil.render import render_duct
 
     label = label_for(seed)
     dirt = dirt_for(seed, label)
-    return label, dirt, render_duct(seed, dirt, width, height, nuisance=True, domain=domain)
+    image = render_duct(seed, dirt, width, height, nuisance=True, domain=domain)
+    if domain is None or label != DIRTY:
+        return label, dirt, image, None
+    twin = render_duct(seed, 0.0, width, height, nuisance=True, domain=domain)
+    changed = _changed(image, twin)
+    if changed.mean() < MIN_VISIBLE_SHARE and dirt < 1.0:
+        dirt = 1.0
+        image = render_duct(seed, dirt, width, height, nuisance=True, domain=domain)
+        changed = _changed(image, twin)
+    mask = cv2.resize(changed.astype(np.float32), MASK_SIZE[::-1], interpolation=cv2.INTER_AREA)
+    return label, dirt, image, np.asarray(np.round(mask * 255), np.uint8)
+
+
+def _changed(image: np.ndarray, twin: np.ndarray) -> np.ndarray:
+    diff = np.abs(image.astype(np.int16) - twin.astype(np.int16)).max(axis=2)
+    return np.asarray(diff >= VISIBLE_DIFF)
+
+
+def load_masks(root: Path) -> dict[str, np.ndarray]:
+    """The deposit masks of a generated set, by relative path (empty for any other set)."""
+    path = root / MASKS_FILE
+    if not path.is_file():
+        return {}
+    with np.load(path) as stored:
+        return {name: stored[name] for name in stored.files}
 
 
 def generate(
@@ -114,12 +166,13 @@ def generate(
 
     started = time.monotonic()
     looks: dict[str, list[str]] = {}
+    masks: dict[str, np.ndarray] = {}
     for split, count in counts.items():
         for label in LABELS:
             (out_dir / split / label).mkdir(parents=True, exist_ok=True)
         base = SPLIT_SEED_BASE[split] + seed_offset
         for seed in range(base, base + count):
-            label, _dirt, image = render_sample(
+            label, _dirt, image, mask = render_with_mask(
                 seed, width=render_width, height=render_height, domain=domain
             )
             if (render_width, render_height) != (width, height):
@@ -130,9 +183,13 @@ def generate(
                 raise DatasetError(f"cannot write {path}")
             if domain is not None:
                 looks[relative] = list(look_for(seed, domain).families)
+            if mask is not None:
+                masks[relative] = mask
         logger.info("generated split=%s images=%d", split, count)
     if domain is not None:
         (out_dir / LOOKS_FILE).write_text(json.dumps(looks) + "\n", encoding="utf-8")
+        arrays: dict[str, Any] = dict(masks)  # numpy's stub types ** as its bool keywords
+        np.savez_compressed(out_dir / MASKS_FILE, **arrays)
     info = {
         "generator": "models.dataset.generate (hil.render.render_duct, nuisance on)",
         "domain": "classic galvanised renderer" if domain is None else domain.describe(),

@@ -64,7 +64,8 @@ def export(checkpoint_path: Path, out: Path, *, opset: int = OPSET) -> ModelMani
     if opset < 17:
         raise ValueError(f"opset {opset} < 17 is not supported")
     checkpoint = load_checkpoint(checkpoint_path)
-    model = build_model(checkpoint["arch"], len(LABELS))
+    pool = checkpoint.get("config", {}).get("pool", "avg")  # older checkpoints averaged
+    model = build_model(checkpoint["arch"], len(LABELS), pool)
     model.load_state_dict(checkpoint["state_dict"])
     model.eval()
     raw_size = checkpoint["input_size"]

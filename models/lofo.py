@@ -37,10 +37,11 @@ from agent.vision import LABELS
 from agent.vision.calibration import fit_calibration, softmax, uncertainty_report
 from agent.vision.ood import fit_ood
 from models.dataset import LOOKS_FILE
+from models.deposit_maps import DepositHead, training_masks
 from models.folders import Sample, list_samples, resolve_splits
 from models.frozen_stem import one_cycle
-from models.resnet import ResNet, build_model
-from models.train import TRAIN_ZOOM, _batch, load_images, parse_size
+from models.resnet import POOLS, Pool, ResNet, build_model
+from models.train import TRAIN_ZOOM, _batch, _views, batch_loss, load_images, parse_size
 from models.warm_start import load_shipped_weights, recalibrate_batchnorm
 
 logger = logging.getLogger(__name__)
@@ -59,26 +60,39 @@ def fine_tune(
     lr: float,
     seed: int,
     batch_size: int = 32,
+    masks: Sequence[np.ndarray | None] | None = None,
+    bf16: bool = False,
+    augment: bool = True,
 ) -> ResNet:
-    """Every layer of a copy of ``base`` trained on ``images`` (augmented like models.train)."""
+    """Every layer of a copy of ``base`` trained on ``images`` as models.train does (camera
+    augmentations unless ``augment`` is off; with ``masks``, the deposit-map loss of
+    :mod:`models.deposit_maps`)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = copy.deepcopy(base)
+    head = DepositHead() if masks is not None else None
     counts = np.bincount(labels, minlength=len(LABELS))
     weights = torch.tensor([len(labels) / (len(LABELS) * max(1, int(c))) for c in counts])
     loss_fn = nn.CrossEntropyLoss(weight=weights.float())
+    trained = nn.ModuleList([model] if head is None else [model, head])
     step = one_cycle(
-        model, lr=lr, weight_decay=1e-4, epochs=epochs, per_epoch=len(labels), batch_size=batch_size
+        trained,
+        lr=lr,
+        weight_decay=1e-4,
+        epochs=epochs,
+        per_epoch=len(labels),
+        batch_size=batch_size,
     )
     for _ in range(epochs):
-        model.train()
+        trained.train()
         order = rng.permutation(len(labels))
         for start in range(0, len(order), batch_size):
             indices = order[start : start + batch_size]
             if len(indices) < 2:
                 continue
-            inputs = _batch(images, indices, size, rng, True)
-            step(loss_fn(model(inputs), torch.from_numpy(labels[indices])))
+            views = _views(images, masks, indices, size, rng, augment)
+            target = torch.from_numpy(labels[indices])
+            step(batch_loss(model, head, views, target, loss_fn, bf16)[0])
     return model.eval()
 
 
@@ -137,7 +151,7 @@ def run(
     data_dir: Path,
     heldout_dir: Path,
     init_from: Path,
-    families: Sequence[str],
+    groups: Sequence[Sequence[str]],
     *,
     epochs: int,
     lr: float,
@@ -147,12 +161,20 @@ def run(
     val_images_wanted: int = 400,
     heldout_images_wanted: int = 200,
     size: tuple[int, int] = SIZE,
+    bf16: bool = False,
+    augment: bool = True,
+    pool: Pool = "avg",
+    baseline: bool = True,
 ) -> dict[str, Any]:
+    """One run per group of families (all of a group held out at once, each tested on its own
+    held-out set), after a baseline run that holds nothing out (unless ``baseline`` is off)."""
     torch.set_num_threads(threads)
     started = time.monotonic()
+    families = [name for group in groups for name in group]
     splits = resolve_splits(data_dir)
     train_samples = _every_nth(splits["train"], train_images_wanted)
     train_images, train_labels = load_images(train_samples, size, TRAIN_ZOOM)
+    train_masks = training_masks(data_dir, train_samples, [i.shape for i in train_images])
     train_families = _families_of(data_dir, train_samples)
     val_samples = _every_nth(splits["val"], val_images_wanted)
     val_images, val_labels = load_images(val_samples, size)
@@ -161,7 +183,7 @@ def run(
     for name in families:
         samples = _every_nth(list_samples(heldout_dir / name / "test"), heldout_images_wanted)
         heldout[name] = load_images(samples, size)
-    base = build_model("resnet18", len(LABELS))
+    base = build_model("resnet18", len(LABELS), pool)
     load_shipped_weights(base, init_from)
     probe = [
         _batch(train_images, np.arange(i, min(i + 32, len(train_images))), size, None)
@@ -170,24 +192,34 @@ def run(
     recalibrate_batchnorm(base, probe)
 
     results: dict[str, Any] = {}
-    for family in [None, *families]:
+    runs: list[tuple[str, ...]] = ([()] if baseline else []) + [tuple(g) for g in groups]
+    for group in runs:
         run_started = time.monotonic()
-        keep = np.flatnonzero([family not in f for f in train_families])
-        keep_val = np.flatnonzero([family not in f for f in val_families])
+        keep = np.flatnonzero([not f.intersection(group) for f in train_families])
+        keep_val = np.flatnonzero([not f.intersection(group) for f in val_families])
         images = [train_images[i] for i in keep]
         model = fine_tune(
-            base, images, train_labels[keep], size=size, epochs=epochs, lr=lr, seed=seed
+            base,
+            images,
+            train_labels[keep],
+            size=size,
+            epochs=epochs,
+            lr=lr,
+            seed=seed,
+            masks=None if train_masks is None else [train_masks[i] for i in keep],
+            bf16=bf16,
+            augment=augment,
         )
         train_out = (*outputs(model, images, size), train_labels[keep])
         val_out = (*outputs(model, [val_images[i] for i in keep_val], size), val_labels[keep_val])
-        names = list(heldout) if family is None else [family]
+        names = group or list(heldout)
         row = {
             name: evaluate_run(
                 train_out, val_out, (*outputs(model, heldout[name][0], size), heldout[name][1])
             )
             for name in names
         }
-        key = family or "none held out"
+        key = "+".join(group) or "none held out"
         results[key] = {
             "train_images": len(keep),
             "val_images": len(keep_val),
@@ -197,8 +229,12 @@ def run(
         print(f"{key}: {json.dumps(results[key])}", flush=True)
     return {
         "init_from": str(init_from),
-        "families": list(families),
-        "recipe": "every layer fine-tuned from the warm start, camera augmentations",
+        "groups": ["+".join(g) for g in groups],
+        "recipe": "every layer fine-tuned from the warm start"
+        + (", camera augmentations" if augment else ", crop/flip/brightness only")
+        + (", deposit maps" if train_masks is not None else "")
+        + f", {pool} pooling"
+        + (", bfloat16" if bf16 else ""),
         "input_size": list(size),
         "epochs": epochs,
         "lr": lr,
@@ -255,7 +291,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="MODEL",
         help="only measure this ONNX model on each held-out family (no training)",
     )
-    parser.add_argument("--families", nargs="+", default=[*DEPOSITS, *MATERIALS])
+    parser.add_argument(
+        "--families",
+        nargs="+",
+        default=[*DEPOSITS, *MATERIALS],
+        metavar="FAMILY[+FAMILY]",
+        help="one run per entry; dust+galvanised holds both out in one run (default: each alone)",
+    )
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=1234)
@@ -266,14 +308,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--val-images", type=int, default=400)
     parser.add_argument("--input-size", type=parse_size, default=SIZE, metavar="HxW")
     parser.add_argument("--heldout-images", type=int, default=200, help="per held-out family")
+    parser.add_argument("--bf16", action="store_true", help="train in bfloat16 (see models.train)")
+    parser.add_argument("--pool", choices=POOLS, default="avg", help="as models.train --pool")
+    parser.add_argument(
+        "--no-augment", dest="augment", action="store_false", help="as models.train --no-augment"
+    )
+    parser.add_argument(
+        "--no-baseline",
+        dest="baseline",
+        action="store_false",
+        help="skip the run that holds nothing out",
+    )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    groups = [tuple(entry.split("+")) for entry in args.families]
+    unknown = sorted({name for group in groups for name in group} - {*DEPOSITS, *MATERIALS})
+    if unknown:
+        parser.error(f"unknown families {unknown}; expected some of {[*DEPOSITS, *MATERIALS]}")
     if args.measure is not None:
         measured = measure_model(
             args.measure,
             args.heldout_dir,
-            args.families,
+            [name for group in groups for name in group],
             images=args.heldout_images,
             threads=args.threads,
         )
@@ -286,7 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.data_dir,
         args.heldout_dir,
         args.init_from,
-        args.families,
+        groups,
         epochs=args.epochs,
         lr=args.lr,
         seed=args.seed,
@@ -295,6 +352,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         size=args.input_size,
         val_images_wanted=args.val_images,
         heldout_images_wanted=args.heldout_images,
+        bf16=args.bf16,
+        augment=args.augment,
+        pool=args.pool,
+        baseline=args.baseline,
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

@@ -20,6 +20,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from agent.vision.manifest import ModelManifest, load_manifest, manifest_path_for, write_manifest
 from models.calibrate import calibrate
 from models.cli import run
@@ -51,8 +53,16 @@ def run_pipeline(
     config = config_from_args(args)
     name = model_name(config.arch)
     work_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint = work_dir / f"{name}.pt"
-    result = train(data_dir, checkpoint, config)
+    if args.checkpoint is not None:  # trained already (models.train): the remaining stages
+        checkpoint = args.checkpoint
+        trained = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        train_seconds, best_epoch = trained["train_seconds"], trained["best_epoch"]
+        epochs_run = len(trained["history"])
+    else:
+        checkpoint = work_dir / f"{name}.pt"
+        result = train(data_dir, checkpoint, config)
+        train_seconds, best_epoch = result.seconds, result.best_epoch
+        epochs_run = len(result.history)
     fp32_path = work_dir / f"{name}_fp32.onnx"
     export(checkpoint, fp32_path)
     int8_path = out_dir / f"{name}_int8.onnx"
@@ -88,9 +98,9 @@ def run_pipeline(
         "skipped": [f"{path}: {reason}" for path, reason in data.skipped],
         "int8_model": str(int8_path),
         "fp32_model": str(fp32_path),
-        "train_seconds": round(result.seconds, 1),
-        "best_epoch": result.best_epoch,
-        "epochs_run": len(result.history),
+        "train_seconds": round(train_seconds, 1),
+        "best_epoch": best_epoch,
+        "epochs_run": epochs_run,
         "calibration_comparison": comparison,
         "metrics": manifest.metrics,
         "fp32_bytes": fp32_path.stat().st_size,
@@ -120,6 +130,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--generate",
         action="store_true",
         help="render the synthetic set first if DATA_DIR is empty",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="skip training: export, quantize and calibrate this models.train checkpoint",
     )
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--format", choices=FORMATS, default=FORMATS[0], dest="data_format")

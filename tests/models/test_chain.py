@@ -83,12 +83,23 @@ def test_pipeline_runs_every_stage_and_writes_a_consistent_manifest(
     # Really quantized: QDQ nodes with int8 weights, and much smaller than fp32.
     ops = {node.op_type for node in onnx.load(str(int8)).graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    pools = [n.op_type for n in onnx.load(str(int8)).graph.node if "Pool" in n.op_type]
+    assert pools == ["MaxPool", "MaxPool"]  # the stem's, and the default --pool max before fc
     assert int8.stat().st_size < 0.35 * fp32.stat().st_size
     # The runtime accepts what the pipeline wrote.
     classifier = OnnxClassifier(int8, threads=1)
     verdict = classifier.classify_file(next((tiny_set / "test" / "dirty").glob("*.jpg")))
     assert verdict.label in ("clean", "dirty")
     assert verdict.model_id == manifest.model_id
+
+    # --checkpoint: the remaining stages on what models.train wrote, to the same fp32 network.
+    again = tmp_path / "again"
+    checkpoint = work / "visual_clean_resnet18.pt"
+    rerun = [*argv[:1], "--out", str(again), "--work-dir", str(tmp_path / "w2")]
+    assert pipeline.main([*rerun, "--checkpoint", str(checkpoint), "--methods", "MinMax"]) == 0
+    refit = load_manifest(manifest_path_for(again / int8.name))
+    assert refit.extra["best_epoch"] == manifest.extra["best_epoch"]
+    assert sha256_file(tmp_path / "w2" / fp32.name) == sha256_file(fp32)
 
 
 def test_train_refuses_a_set_without_a_label_folder(tmp_path: Path) -> None:

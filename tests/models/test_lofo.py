@@ -14,23 +14,24 @@ from models.folders import resolve_splits
 def test_lofo_leaves_the_family_out_of_training_and_tests_on_it(tmp_path: Path) -> None:
     small = {"width": 64, "height": 48, "render_width": 64, "render_height": 48}
     generate(tmp_path / "data", {"train": 24, "val": 8}, **small)
-    generate(
-        tmp_path / "heldout" / "rust",
-        {"test": 6},
-        domain=Domain.of(include=["rust"]),
-        seed_offset=5_000_000,
-        **small,
-    )
+    for n, family in enumerate(("rust", "flex")):
+        generate(
+            tmp_path / "heldout" / family,
+            {"test": 6},
+            domain=Domain.of(include=[family]),
+            seed_offset=5_000_000 + n * 1000,
+            **small,
+        )
     looks = json.loads((tmp_path / "data" / LOOKS_FILE).read_text())
     train = resolve_splits(tmp_path / "data")["train"]  # de-duplicated by content
-    with_rust = sum(
-        "rust" in looks[s.path.relative_to(tmp_path / "data").as_posix()] for s in train
-    )
+    shown = [set(looks[s.path.relative_to(tmp_path / "data").as_posix()]) for s in train]
+    with_rust = sum("rust" in f for f in shown)
+    with_either = sum(bool(f & {"rust", "flex"}) for f in shown)
     result = lofo.run(
         tmp_path / "data",
         tmp_path / "heldout",
         Path("models/visual_clean_resnet18_int8.onnx"),
-        ["rust"],
+        [("rust",), ("rust", "flex")],
         epochs=1,
         lr=1e-3,
         seed=1,
@@ -46,3 +47,6 @@ def test_lofo_leaves_the_family_out_of_training_and_tests_on_it(tmp_path: Path) 
     report = runs["rust"]["results"]["rust"]
     assert report["images"] == 6
     assert sum(map(sum, report["confusion_matrix"])) == 6
+    # a group holds all its families out at once and is tested on each
+    assert runs["rust+flex"]["train_images"] == len(train) - with_either < len(train) - with_rust
+    assert set(runs["rust+flex"]["results"]) == {"rust", "flex"}

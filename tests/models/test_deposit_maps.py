@@ -1,0 +1,113 @@
+"""Deposit masks from the renderer and the training-only deposit-map head."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from agent.vision import CLEAN, DIRTY, LABELS
+from hil.render_domain import Domain
+from models.dataset import (
+    FRESH_SEED_BASE,
+    MASK_SIZE,
+    MASKS_FILE,
+    MIN_VISIBLE_SHARE,
+    generate,
+    label_for,
+    load_masks,
+    render_with_mask,
+)
+from models.deposit_maps import FULL_SHARE, cell_targets, map_loss, training_masks
+from models.folders import Sample, list_samples
+from models.train import _views
+
+SEEDS = range(FRESH_SEED_BASE + 500, FRESH_SEED_BASE + 530)
+
+
+def test_a_dirty_randomised_image_carries_a_mask_where_it_differs_and_a_clean_one_none() -> None:
+    dirty_seeds = [s for s in SEEDS if label_for(s) == DIRTY]
+    clean_seeds = [s for s in SEEDS if label_for(s) == CLEAN]
+    for seed in clean_seeds[:3]:
+        assert render_with_mask(seed, width=160, height=120, domain=Domain())[3] is None
+    shares, raised = [], 0
+    for seed in dirty_seeds:
+        _label, dirt, _image, mask = render_with_mask(seed, width=160, height=120, domain=Domain())
+        assert mask is not None and mask.shape == MASK_SIZE and mask.dtype == np.uint8
+        assert 0.5 <= dirt <= 1.0
+        share = float(mask.mean()) / 255  # INTER_AREA keeps the share of changed pixels
+        # a dirty label shows, or its duct was rendered as dirty as it gets
+        assert share >= MIN_VISIBLE_SHARE * 0.99 or dirt == 1.0
+        raised += dirt == 1.0
+        shares.append(share)
+    assert raised < len(dirty_seeds) / 2
+    assert np.median(shares) > MIN_VISIBLE_SHARE
+
+
+def test_the_classic_renderer_has_no_masks() -> None:
+    seed = next(s for s in SEEDS if label_for(s) == DIRTY)
+    assert render_with_mask(seed, width=160, height=120, domain=None)[3] is None
+
+
+def test_generate_writes_a_mask_for_every_dirty_image_and_none_for_clean(tmp_path: Path) -> None:
+    generate(tmp_path, {"train": 6}, width=64, height=48, render_width=160, render_height=120)
+    masks = load_masks(tmp_path)
+    assert (tmp_path / MASKS_FILE).is_file()
+    names = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.jpg")}
+    assert set(masks) == {n for n in names if f"/{DIRTY}/" in n}
+    assert load_masks(tmp_path / "nowhere") == {}
+
+
+def test_training_masks_zero_clean_images_and_leave_unmasked_dirty_ones_unknown(
+    tmp_path: Path,
+) -> None:
+    generate(tmp_path, {"train": 4}, width=64, height=48, render_width=160, render_height=120)
+    samples = list_samples(tmp_path / "train")
+    stray = Sample(tmp_path / "train" / DIRTY / "field.jpg", LABELS.index(DIRTY))
+    masks = training_masks(tmp_path, [*samples, stray], [(30, 40, 3)] * (len(samples) + 1))
+    assert masks is not None
+    for sample, mask in zip(samples, masks, strict=False):
+        assert mask is not None and mask.shape == (30, 40)
+        if sample.label == LABELS.index(CLEAN):
+            assert not mask.any()
+    assert masks[-1] is None
+    assert training_masks(tmp_path / "train", samples, [(30, 40, 3)] * len(samples)) is None
+
+
+def test_cell_targets_cover_the_layer3_grid_and_saturate_at_the_full_share() -> None:
+    full = np.full((162, 216), 255, np.uint8)
+    assert cell_targets(full, (144, 192)).shape == (9, 12)
+    assert cell_targets(full, (144, 192)).min() == 1.0
+    assert cell_targets(np.zeros_like(full), (144, 192)).max() == 0.0
+    faint = np.full((160, 192), round(255 * FULL_SHARE / 2), np.uint8)
+    assert cell_targets(faint, (160, 192)).mean() == pytest.approx(0.5, abs=0.05)
+
+
+def test_the_map_follows_the_image_through_crop_and_flip() -> None:
+    image = np.zeros((162, 216, 3), np.uint8)
+    mask = np.zeros((162, 216), np.uint8)
+    image[20:60, 10:60] = 255  # a bright deposit in the top-left, and its mask
+    mask[20:60, 10:60] = 255
+    rng = np.random.default_rng(7)
+    for _ in range(12):
+        inputs, maps, known = _views([image], [mask], np.array([0]), (144, 192), rng)
+        assert maps is not None and known is not None and bool(known[0])
+        brightness = inputs[0].mean(0).numpy()
+        grid = brightness.reshape(9, 16, 12, 16).mean(axis=(1, 3))
+        cells = maps[0].numpy()
+        assert (cells >= 0.99).any() and (cells == 0).any()
+        assert grid[cells >= 0.99].mean() > grid[cells == 0].mean() + 1.0
+        assert grid[cells == 0].max() < grid.min() + 0.2  # no deposit where the map has none
+
+
+def test_the_map_loss_ignores_images_without_a_map_and_learns_from_the_others() -> None:
+    logits = torch.zeros(2, 9, 12, requires_grad=True)
+    targets = torch.stack([torch.ones(9, 12), torch.zeros(9, 12)])
+    loss = map_loss(logits, targets, torch.tensor([True, False]))
+    loss.backward()  # type: ignore[no-untyped-call]
+    assert logits.grad is not None
+    assert float(logits.grad[0].abs().sum()) > 0 and float(logits.grad[1].abs().sum()) == 0
+    none = map_loss(logits, targets, torch.tensor([False, False]))
+    assert none.item() == 0.0
