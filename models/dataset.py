@@ -91,15 +91,20 @@ def render_sample(
 
 
 def render_with_mask(
-    seed: int, *, width: int, height: int, domain: Domain | None = None
+    seed: int,
+    *,
+    width: int,
+    height: int,
+    domain: Domain | None = None,
+    min_visible_share: float = MIN_VISIBLE_SHARE,
 ) -> tuple[str, float, np.ndarray, np.ndarray | None]:
     """:func:`render_sample` plus, for a dirty randomised image, its deposit mask.
 
     The mask comes from the same duct rendered clean (the seed fixes everything else, camera
     noise included): pixels that differ by :data:`VISIBLE_DIFF` show a deposit. It is what the
     trainer's deposit-map loss learns from, and it keeps a dirty label honest: a dirty image
-    whose deposits hardly show (under :data:`MIN_VISIBLE_SHARE`, a sparse layout far down the
-    duct) is rendered at dirt 1 instead, so no "dirty" image looks clean.
+    whose deposits hardly show (under ``min_visible_share``, a sparse layout far down the duct)
+    is rendered at dirt 1 instead, so no "dirty" image looks clean.
     """
     from hil.render import render_duct
 
@@ -110,7 +115,7 @@ def render_with_mask(
         return label, dirt, image, None
     twin = render_duct(seed, 0.0, width, height, nuisance=True, domain=domain)
     changed = _changed(image, twin)
-    if changed.mean() < MIN_VISIBLE_SHARE and dirt < 1.0:
+    if changed.mean() < min_visible_share and dirt < 1.0:
         dirt = 1.0
         image = render_duct(seed, dirt, width, height, nuisance=True, domain=domain)
         changed = _changed(image, twin)
@@ -143,6 +148,7 @@ def generate(
     jpeg_quality: int = 90,
     domain: Domain | Literal["every family"] | None = EVERY_FAMILY,
     seed_offset: int = 0,
+    min_visible_share: float = MIN_VISIBLE_SHARE,
 ) -> dict[str, Any]:
     """Write a synthetic data set ``out_dir/<split>/<label>/s<seed>.jpg`` and ``dataset.json``.
 
@@ -173,7 +179,11 @@ def generate(
         base = SPLIT_SEED_BASE[split] + seed_offset
         for seed in range(base, base + count):
             label, _dirt, image, mask = render_with_mask(
-                seed, width=render_width, height=render_height, domain=domain
+                seed,
+                width=render_width,
+                height=render_height,
+                domain=domain,
+                min_visible_share=min_visible_share,
             )
             if (render_width, render_height) != (width, height):
                 image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
@@ -203,6 +213,7 @@ def generate(
         "render_size": [render_width, render_height],
         "stored_size": [width, height],
         "jpeg_quality": jpeg_quality,
+        "min_visible_share": min_visible_share,
         "seconds": round(time.monotonic() - started, 1),
     }
     (out_dir / DATASET_INFO).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
@@ -339,6 +350,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--classic", action="store_true", help="the original galvanised renderer, no families"
     )
     parser.add_argument("--seed-offset", type=int, default=0)
+    parser.add_argument(
+        "--min-visible-share",
+        type=float,
+        default=MIN_VISIBLE_SHARE,
+        help="a dirty image showing deposits on less of the frame is rendered at dirt 1",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     info = generate(
@@ -350,6 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         render_height=args.render_size[1],
         domain=None if args.classic else Domain.of(args.include, args.exclude),
         seed_offset=args.seed_offset,
+        min_visible_share=args.min_visible_share,
     )
     print(json.dumps(info, indent=2))
     return 0

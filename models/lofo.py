@@ -5,15 +5,19 @@ for each deposit kind and each duct material, a model is trained on every image 
 show it (``looks.json`` of a generated set says which families each image shows) and tested on a
 held-out set rendered with that family only (``python -m models.dataset DIR --include FAMILY``).
 
-The runs are smaller than a shipped model's so that fifteen of them fit a 2-core CPU: each starts
-from the same warm-started network (``--init-from``: the previous shipped model, which never saw
-the randomised renderer), fine-tunes every layer with the camera augmentations of models.train
-on a balanced subset of ``--train-images`` images less those that show the family, at
+The runs are smaller than a shipped model's so that a whole matrix fits a 2-core CPU: each starts
+from the same warm-started network (``--init-from``: a model that never saw the randomised
+renderer), fine-tunes every layer as models.train does (camera augmentations unless
+``--no-augment``; the deposit-map loss where the set has masks; ``--pool``; ``--bf16``) on a
+balanced subset of ``--train-images`` images less those that show the held-out families, at
 ``--input-size`` (default 72 x 96, a quarter of the shipped model's pixels), for ``--epochs``
-epochs. Each run is calibrated like the shipped model (temperature and uncertain band on its
-validation images, out-of-distribution statistics on its training features) and reports accuracy
-and the uncertain verdicts' rates on its held-out family; a first run holds nothing out.
-``--measure MODEL`` instead measures an existing ONNX model on every held-out family.
+epochs. ``--families dust+galvanised rust`` runs one model per entry, holding out every family of
+an entry at once (fewer runs; each family still held out once). Each run is calibrated like the
+shipped model (temperature and uncertain band on its validation images, out-of-distribution
+statistics on its training features) and reports accuracy and the uncertain verdicts' rates on
+each held-out family and on its own validation images; a first run holds nothing out (unless
+``--no-baseline``). ``--measure MODEL`` instead measures an existing ONNX model on every
+held-out family.
 
 ``python -m models.lofo build/data build/heldout --init-from PREVIOUS.onnx --out build/lofo.json``
 """
@@ -36,6 +40,7 @@ from torch import nn
 from agent.vision import LABELS
 from agent.vision.calibration import fit_calibration, softmax, uncertainty_report
 from agent.vision.ood import fit_ood
+from models.cli import run as run_tool
 from models.dataset import LOOKS_FILE
 from models.deposit_maps import DepositHead, training_masks
 from models.folders import Sample, list_samples, resolve_splits
@@ -326,6 +331,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = sorted({name for group in groups for name in group} - {*DEPOSITS, *MATERIALS})
     if unknown:
         parser.error(f"unknown families {unknown}; expected some of {[*DEPOSITS, *MATERIALS]}")
+    if args.measure is None and args.init_from is None:
+        parser.error("--init-from is required to train")
+    return run_tool(lambda: _main(args, groups), parser.prog)
+
+
+def _main(args: argparse.Namespace, groups: list[tuple[str, ...]]) -> int:
     if args.measure is not None:
         measured = measure_model(
             args.measure,
@@ -337,8 +348,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(measured, indent=2) + "\n", encoding="utf-8")
         return 0
-    if args.init_from is None:
-        parser.error("--init-from is required to train")
     result = run(
         args.data_dir,
         args.heldout_dir,

@@ -52,7 +52,7 @@ from agent.vision.manifest import load_manifest, manifest_path_for, sha256_file,
 from agent.vision.onnx_backend import OnnxClassifier
 from hil.render_domain import Domain
 from models.cli import run
-from models.dataset import DEFAULT_COUNTS, SPLIT_SEED_BASE, generate
+from models.dataset import DEFAULT_COUNTS, MIN_VISIBLE_SHARE, SPLIT_SEED_BASE, generate
 from models.evaluate import Evaluation, agreement, evaluate
 from models.folders import SPLITS, Sample, list_samples
 
@@ -101,6 +101,7 @@ def regenerate(
         jpeg_quality=int(record.get("jpeg_quality", 90)),
         domain=domain_from(str(record.get("domain", "classic"))),
         seed_offset=first - SPLIT_SEED_BASE[split],
+        min_visible_share=float(record.get("min_visible_share", MIN_VISIBLE_SHARE)),
     )
     return [s.path for s in list_samples(out / split)]
 

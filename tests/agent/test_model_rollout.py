@@ -43,6 +43,7 @@ from tests.agent.test_agent_integration import (
     publish_command,
     spawn_agent,
 )
+from tests.support.vision_models import shipped_model_version
 from tests.support.waiting import wait_until
 
 if TYPE_CHECKING:
@@ -51,6 +52,8 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(120)]
 
 ONNX = 'backend = "onnx"\nthreads = 1'
+NEXT = shipped_model_version() + 1
+"""A release one newer than the shipped model, which the board runs until one is installed."""
 
 agent_processes = test_agent_integration.agent_processes
 """The fixture of the agents a test started, killed at teardown when still running."""
@@ -262,11 +265,11 @@ def test_install_over_mqtt_from_a_loopback_server(
 ) -> None:
     config = fleet.config(board.broker.port)
     board.start(config, fleet.root / "agent.log")
-    manifest = fleet.shipped_variant(2)
+    manifest = fleet.shipped_variant(NEXT)
     with ModelServer(fleet.served) as server:
         answer = board.install("roll-2", manifest, fleet.url(server, manifest))
     assert answer["ok"], answer
-    assert answer["result"]["state"] == "active" and answer["result"]["model_version"] == 2
+    assert answer["result"]["state"] == "active" and answer["result"]["model_version"] == NEXT
     states = model_states(board.watcher.snapshot(), "roll-2")
     assert states[0] == "verifying" and states[-3:] == ["verifying", "testing", "active"]
     assert "downloading" in states
@@ -277,13 +280,13 @@ def test_install_over_mqtt_from_a_loopback_server(
     status = remotair("status", "--config", config)
     assert status.returncode == 0, status.stderr
     signer = manifest["signature"]["key_id"]
-    assert f"version 2, signed by {signer}, from the store" in status.stdout
-    assert "install:  roll-2 active (version 2)" in status.stdout
+    assert f"version {NEXT}, signed by {signer}, from the store" in status.stdout
+    assert f"install:  roll-2 active (version {NEXT})" in status.stdout
 
     # The same release again is a downgrade (not newer than the active one), refused in one line.
     with ModelServer(fleet.served) as server:
         again = board.install("roll-2b", manifest, fleet.url(server, manifest))
-    assert again["error"].startswith("downgrade: version 2 is not newer")
+    assert again["error"].startswith(f"downgrade: version {NEXT} is not newer")
 
 
 def test_a_model_failing_after_the_switch_is_rolled_back_by_itself(
@@ -291,7 +294,7 @@ def test_a_model_failing_after_the_switch_is_rolled_back_by_itself(
 ) -> None:
     config = fleet.config(board.broker.port, snapshot_s=1.0, models="probation_failures = 2\n")
     agent = board.start(config, fleet.root / "agent.log")
-    manifest = fleet.tiny("nan_on_dark", 2)
+    manifest = fleet.tiny("nan_on_dark", NEXT)
     with ModelServer(fleet.served) as server:
         assert board.install("bad-2", manifest, fleet.url(server, manifest))["ok"]
     messages = board.watcher.wait_for(has("model", state="rolled back", id="bad-2"), timeout=60)
@@ -308,7 +311,7 @@ def test_a_model_failing_after_the_switch_is_rolled_back_by_itself(
 def test_sigkill_during_probation_rolls_back_at_restart(fleet: Fleet, board: Board) -> None:
     config = fleet.config(board.broker.port, models="probation_verdicts = 1000\n")
     first = board.start(config, fleet.root / "first.log")
-    manifest = fleet.tiny("constant", 2)
+    manifest = fleet.tiny("constant", NEXT)
     with ModelServer(fleet.served) as server:
         assert board.install("new-2", manifest, fleet.url(server, manifest))["ok"]
     first.process.send_signal(signal.SIGKILL)  # as a crash inside the runtime would

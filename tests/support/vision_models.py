@@ -1,4 +1,5 @@
-"""Copies of the shipped model to edit in tests: a manifest field changed, an output removed."""
+"""Copies of the shipped model to edit in tests (a manifest field changed, an output removed),
+and its release version."""
 
 from __future__ import annotations
 
@@ -8,6 +9,12 @@ from pathlib import Path
 
 from agent.vision.factory import shipped_model_path
 from agent.vision.manifest import manifest_path_for
+
+
+def shipped_model_version() -> int:
+    """The shipped model's release version: a release must be newer to install over it."""
+    version: int = json.loads(manifest_path_for(shipped_model_path()).read_text())["model_version"]
+    return version
 
 
 def copy_shipped_model(directory: Path) -> Path:

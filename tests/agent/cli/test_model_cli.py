@@ -12,6 +12,7 @@ from agent.cli import main
 from agent.cli.model.signing import sign_model
 from agent.models.signing import load_private_key, write_manifest_json
 from tests.agent.models.conftest import MakeModel, write_model
+from tests.support.vision_models import shipped_model_version
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:
@@ -145,7 +146,8 @@ def test_status_of_a_stopped_agent_shows_the_model_and_its_last_install(
     )
     code, out, _ = run(capsys, "status", "--config", config)
     assert code == 4
-    assert "model:    visual_clean_resnet18_int8.onnx, version 1, signed by " in out
+    version = shipped_model_version()
+    assert f"model:    visual_clean_resnet18_int8.onnx, version {version}, signed by " in out
     assert "from the config" in out
 
     run(capsys, "model", "use", make_model(b"weights"), "--config", config)

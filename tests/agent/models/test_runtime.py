@@ -30,6 +30,9 @@ from agent.vision.manifest import manifest_path_for
 from agent.vision.onnx_backend import OnnxClassifier
 from tests.agent.models.conftest import shipped_manifest
 from tests.agent.models.tiny_onnx import write_tiny_model
+from tests.support.vision_models import shipped_model_version
+
+SHIPPED_VERSION = shipped_model_version()
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 DUCT = np.full((240, 320, 3), 90, np.uint8)
@@ -104,10 +107,10 @@ def _switch_to_a_failing_model(runtime: ModelRuntime, board: Board) -> tuple[Act
     classifier and the two sha256s."""
     classifier = runtime.start()
     assert classifier is not None
-    good = _install(runtime, board, "constant", 2, "r1")
+    good = _install(runtime, board, "constant", SHIPPED_VERSION + 1, "r1")
     for _ in range(3):
         classifier.classify(DUCT)
-    bad = _install(runtime, board, "nan_on_dark", 3, "r2")
+    bad = _install(runtime, board, "nan_on_dark", SHIPPED_VERSION + 2, "r2")
     return classifier, good, bad
 
 
@@ -116,15 +119,15 @@ def test_the_configured_model_runs_while_the_store_is_empty(board: Board) -> Non
     classifier = runtime.start()
     assert classifier is not None and classifier.model_id.startswith("visual_clean_resnet18_int8@")
     status = runtime.status()
-    assert status["from_store"] is False and status["model_version"] == 1
-    assert runtime.active_version() == 1
+    assert status["from_store"] is False and status["model_version"] == SHIPPED_VERSION
+    assert runtime.active_version() == SHIPPED_VERSION
 
 
 def test_install_swaps_the_running_classifier(board: Board) -> None:
     runtime = board.runtime()
     classifier = runtime.start()
     assert classifier is not None
-    sha = _install(runtime, board, "constant", 2, "r1")
+    sha = _install(runtime, board, "constant", SHIPPED_VERSION + 1, "r1")
     assert classifier.model_id == f"tiny_constant@{sha[:12]}"  # the same object, a new model
     assert classifier.classify(DUCT).dirty_probability == pytest.approx(0.018, abs=0.001)
     assert runtime.status()["probation"]["sha256"] == sha
@@ -169,7 +172,7 @@ def test_a_crash_during_probation_rolls_back_at_the_next_start(board: Board) -> 
 def test_a_clean_restart_during_probation_keeps_the_new_model(board: Board) -> None:
     first = board.runtime()
     first.start()
-    sha = _install(first, board, "constant", 2, "r1")
+    sha = _install(first, board, "constant", SHIPPED_VERSION + 1, "r1")
     first.note_clean_exit()
     again = board.runtime()
     again.start()
@@ -225,7 +228,7 @@ def test_the_first_install_can_roll_back_to_the_configured_model(board: Board) -
     runtime = board.runtime()
     classifier = runtime.start()
     assert classifier is not None
-    _install(runtime, board, "nan_on_dark", 2, "r1")
+    _install(runtime, board, "nan_on_dark", SHIPPED_VERSION + 1, "r1")
     for _ in range(2):
         with pytest.raises(ValueError, match="finite logits"):
             classifier.classify(DUCT)

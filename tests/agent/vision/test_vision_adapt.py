@@ -32,10 +32,12 @@ SEED = FRESH_SEED_BASE + 4000
 
 
 def tinted(image: np.ndarray) -> np.ndarray:
-    """The same duct under a rust-brown cast: how a field camera's "dirty" may look to a model
-    trained elsewhere (the shipped model mostly calls these clean)."""
-    cast = np.array([40, 90, 160], np.float32)
-    return (image.astype(np.float32) * 0.55 + cast * 0.45).astype(np.uint8)
+    """The same clean duct upside down under a cold blue cast: a site convention the shipped
+    model cannot know (it calls these clean), yet its features set them apart."""
+    cast = np.array([170, 90, 40], np.float32)
+    return np.ascontiguousarray((image.astype(np.float32) * 0.6 + cast * 0.4)[::-1]).astype(
+        np.uint8
+    )
 
 
 def field_set(root: Path, per_label: int, *, tint_dirty: bool) -> Path:
