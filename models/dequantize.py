@@ -15,7 +15,7 @@ Needs ``onnx`` (the train extra), not torch.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -148,3 +148,17 @@ def float_weights(model_path: Path) -> dict[str, FloatArray]:
     if not weights:
         raise ValueError(f"{model_path}: no Conv or Gemm nodes; not an exported ResNet")
     return weights
+
+
+def global_pool(model_path: Path) -> Literal["avg", "max"]:
+    """Which global pooling an exported ResNet ends with (``models.resnet.POOLS``): a
+    ``GlobalAveragePool`` node, or a second ``MaxPool`` (PyTorch exports an adaptive max pool to
+    one output as a plain ``MaxPool`` over the whole map, after the stem's)."""
+    import onnx
+
+    ops = [node.op_type for node in onnx.load(str(model_path), load_external_data=False).graph.node]
+    if "GlobalAveragePool" in ops:
+        return "avg"
+    if "GlobalMaxPool" in ops or ops.count("MaxPool") >= 2:
+        return "max"
+    raise ValueError(f"{model_path}: no global pooling found; not a models.export ResNet")

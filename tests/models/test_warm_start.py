@@ -11,7 +11,7 @@ from agent.vision.factory import shipped_model_path
 from agent.vision.manifest import load_manifest, manifest_path_for
 from agent.vision.preprocess import to_model_input
 from models.dataset import FRESH_SEED_BASE, render_sample
-from models.dequantize import fp32_twin, module_name
+from models.dequantize import fp32_twin, global_pool, module_name
 from models.resnet import build_model
 from models.warm_start import load_shipped_weights, recalibrate_batchnorm
 
@@ -62,7 +62,7 @@ def test_torch_model_rebuilt_from_the_shipped_file_matches_it(
     inputs: np.ndarray, twin_logits: np.ndarray, int8_logits: np.ndarray
 ) -> None:
     expected = twin_logits
-    model = build_model("resnet18", 2)
+    model = build_model("resnet18", 2, global_pool(shipped_model_path()))
     load_shipped_weights(model, shipped_model_path())
     model.eval()
     with torch.no_grad():
@@ -84,3 +84,7 @@ def test_torch_model_rebuilt_from_the_shipped_file_matches_it(
 def test_another_architecture_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match="does not fit this architecture"):
         load_shipped_weights(build_model("resnet50", 2), shipped_model_path())
+
+
+def test_global_pool_is_read_from_the_exported_graph() -> None:
+    assert global_pool(shipped_model_path()) == "max"  # version 2; version 1 averaged
