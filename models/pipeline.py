@@ -20,14 +20,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from agent.vision.manifest import ModelManifest, load_manifest, manifest_path_for, write_manifest
 from models.calibrate import calibrate
 from models.cli import run
 from models.dataset import DATASET_INFO, DEFAULT_COUNTS, generate
 from models.evaluate import agreement, evaluate
-from models.export import export
+from models.export import export, load_checkpoint
 from models.folders import SPLITS, scan
 from models.quantize import FORMATS, METHODS, quantize
 from models.train import add_train_arguments, config_from_args, train
@@ -55,9 +53,9 @@ def run_pipeline(
     work_dir.mkdir(parents=True, exist_ok=True)
     if args.checkpoint is not None:  # trained already (models.train): the remaining stages
         checkpoint = args.checkpoint
-        trained = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        train_seconds, best_epoch = trained["train_seconds"], trained["best_epoch"]
-        epochs_run = len(trained["history"])
+        trained = load_checkpoint(checkpoint)
+        train_seconds = float(trained.get("train_seconds", 0.0))
+        best_epoch, epochs_run = trained.get("best_epoch"), len(trained.get("history", []))
     else:
         checkpoint = work_dir / f"{name}.pt"
         result = train(data_dir, checkpoint, config)
