@@ -15,8 +15,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import multiprocessing
+import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -149,6 +154,7 @@ def generate(
     domain: Domain | Literal["every family"] | None = EVERY_FAMILY,
     seed_offset: int = 0,
     min_visible_share: float = MIN_VISIBLE_SHARE,
+    workers: int = 0,
 ) -> dict[str, Any]:
     """Write a synthetic data set ``out_dir/<split>/<label>/s<seed>.jpg`` and ``dataset.json``.
 
@@ -158,13 +164,13 @@ def generate(
     every family) the renderer randomises material, deposits, lights and lens, and ``looks.json``
     records which families each image shows (leave-one-family-out runs filter on it); ``None``
     renders the original galvanised ducts. ``seed_offset`` moves every split's seeds (held-out
-    sets drawn from fresh scenes).
+    sets drawn from fresh scenes). ``workers`` processes render in parallel (0: one per CPU);
+    every image depends on its seed alone, so the set is the same for any number of them.
     """
     counts = dict(DEFAULT_COUNTS if counts is None else counts)
     unknown = set(counts) - set(SPLITS)
     if unknown:
         raise DatasetError(f"unknown split(s) {sorted(unknown)}; expected {SPLITS}")
-    from hil.render import look_for
     from hil.render_domain import Domain
 
     if domain == EVERY_FAMILY:
@@ -173,29 +179,26 @@ def generate(
     started = time.monotonic()
     looks: dict[str, list[str]] = {}
     masks: dict[str, np.ndarray] = {}
-    for split, count in counts.items():
-        for label in LABELS:
-            (out_dir / split / label).mkdir(parents=True, exist_ok=True)
-        base = SPLIT_SEED_BASE[split] + seed_offset
-        for seed in range(base, base + count):
-            label, _dirt, image, mask = render_with_mask(
-                seed,
-                width=render_width,
-                height=render_height,
-                domain=domain,
-                min_visible_share=min_visible_share,
-            )
-            if (render_width, render_height) != (width, height):
-                image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
-            relative = f"{split}/{label}/s{seed:07d}.jpg"
-            path = out_dir / relative
-            if not cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]):
-                raise DatasetError(f"cannot write {path}")
-            if domain is not None:
-                looks[relative] = list(look_for(seed, domain).families)
-            if mask is not None:
-                masks[relative] = mask
-        logger.info("generated split=%s images=%d", split, count)
+    job = _RenderJob(
+        out_dir,
+        (width, height),
+        (render_width, render_height),
+        jpeg_quality,
+        domain,
+        min_visible_share,
+    )
+    with _render_pool(workers, sum(counts.values())) as pool:
+        for split, count in counts.items():
+            for label in LABELS:
+                (out_dir / split / label).mkdir(parents=True, exist_ok=True)
+            base = SPLIT_SEED_BASE[split] + seed_offset
+            seeds = [(split, seed) for seed in range(base, base + count)]
+            for relative, families, mask in pool(job, seeds):
+                if families is not None:
+                    looks[relative] = families
+                if mask is not None:
+                    masks[relative] = mask
+            logger.info("generated split=%s images=%d", split, count)
     if domain is not None:
         (out_dir / LOOKS_FILE).write_text(json.dumps(looks) + "\n", encoding="utf-8")
         arrays: dict[str, Any] = dict(masks)  # numpy's stub types ** as its bool keywords
@@ -218,6 +221,63 @@ def generate(
     }
     (out_dir / DATASET_INFO).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return info
+
+
+@dataclass(frozen=True)
+class _RenderJob:
+    """What every image of one :func:`generate` call shares (sent once to each worker)."""
+
+    out_dir: Path
+    stored: tuple[int, int]
+    rendered: tuple[int, int]
+    jpeg_quality: int
+    domain: Domain | None
+    min_visible_share: float
+
+    def __call__(self, task: tuple[str, int]) -> tuple[str, list[str] | None, np.ndarray | None]:
+        """Render and write one image; its path, renderer families and deposit mask."""
+        from hil.render import look_for
+
+        split, seed = task
+        label, _dirt, image, mask = render_with_mask(
+            seed,
+            width=self.rendered[0],
+            height=self.rendered[1],
+            domain=self.domain,
+            min_visible_share=self.min_visible_share,
+        )
+        if self.rendered != self.stored:
+            image = cv2.resize(image, self.stored, interpolation=cv2.INTER_AREA)
+        relative = f"{split}/{label}/s{seed:07d}.jpg"
+        path = self.out_dir / relative
+        if not cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality]):
+            raise DatasetError(f"cannot write {path}")
+        families = None if self.domain is None else list(look_for(seed, self.domain).families)
+        return relative, families, mask
+
+
+_Mapper = Callable[
+    [_RenderJob, list[tuple[str, int]]], Iterable[tuple[str, list[str] | None, np.ndarray | None]]
+]
+
+SERIAL_BELOW = 64
+"""Sets smaller than this render in-process: starting workers would cost more than it saves."""
+
+
+@contextmanager
+def _render_pool(workers: int, images: int) -> Iterator[_Mapper]:
+    """A ``map(job, tasks)`` in order, over ``workers`` processes (0: one per CPU)."""
+    count = workers or os.cpu_count() or 1
+    if count <= 1 or images < SERIAL_BELOW:
+        yield lambda job, tasks: map(job, tasks)
+        return
+    # spawn, not fork: the caller may hold torch's or OpenCV's thread pools, which a fork breaks.
+    # One OpenCV thread a worker: the processes already use every core.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        count, context, initializer=cv2.setNumThreads, initargs=(1,)
+    ) as executor:
+        yield lambda job, tasks: executor.map(job, tasks, chunksize=8)
 
 
 def _dirt_ranges() -> dict[str, list[float]]:
@@ -351,6 +411,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--seed-offset", type=int, default=0)
     parser.add_argument(
+        "--workers", type=int, default=0, metavar="N", help="render in N processes (0: per CPU)"
+    )
+    parser.add_argument(
         "--min-visible-share",
         type=float,
         default=MIN_VISIBLE_SHARE,
@@ -368,6 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         domain=None if args.classic else Domain.of(args.include, args.exclude),
         seed_offset=args.seed_offset,
         min_visible_share=args.min_visible_share,
+        workers=args.workers,
     )
     print(json.dumps(info, indent=2))
     return 0

@@ -7,7 +7,8 @@ generated set also knows *where* the deposits are (:data:`models.dataset.MASKS_F
 that differ from the same duct rendered clean). During training a 1x1 convolution on the
 ``layer3`` maps predicts, for each 16 x 16 pixel cell of the input, whether it shows a deposit;
 its loss teaches the backbone what a deposit looks like on every cell of every image. The head is
-dropped at export: the shipped network, its size and its latency are unchanged.
+dropped at export: the shipped network, its size and its latency are unchanged. Its weights stay
+in the training checkpoint, so that a later stage started from that checkpoint continues it.
 
 Clean images have empty maps; a dirty image without a mask (a field set) adds no map loss.
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 from torch import Tensor, nn
 
 from agent.vision import CLEAN, LABELS
@@ -31,6 +33,8 @@ FULL_SHARE = 0.05
 """A cell whose pixels show a deposit for this share or more counts as a deposit cell."""
 MAP_WEIGHT = 1.0
 """Weight of the map loss beside the clean/dirty cross-entropy."""
+DEPOSIT_HEAD_KEY = "deposit_head"
+"""Checkpoint key of the head's weights (None in a checkpoint trained without maps)."""
 
 Mask = np.ndarray
 
@@ -76,6 +80,21 @@ class DepositHead(nn.Module):
     def forward(self, stem: Tensor) -> Tensor:
         out: Tensor = self.conv(stem)[:, 0]
         return out
+
+
+def load_deposit_head(head: DepositHead, init_from: str) -> bool:
+    """Continue ``head`` from the checkpoint ``init_from`` names, when it is a torch checkpoint
+    that kept one: a warm start then keeps what the map already learned. False otherwise (no
+    ``init_from``, an ONNX model, or a checkpoint trained without maps)."""
+    source = Path(init_from) if init_from else None
+    if source is None or source.suffix.lower() != ".pt" or not source.is_file():
+        return False
+    state = torch.load(source, map_location="cpu", weights_only=True)
+    saved = state.get(DEPOSIT_HEAD_KEY) if isinstance(state, dict) else None
+    if not saved:
+        return False
+    head.load_state_dict(saved)
+    return True
 
 
 def map_loss(logits: Tensor, targets: Tensor, known: Tensor) -> Tensor:

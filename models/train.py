@@ -39,7 +39,15 @@ from agent.vision.preprocess import centre_crop, load_image, normalise, resize_t
 from models.augment import camera_augment
 from models.cli import run
 from models.dataset import describe
-from models.deposit_maps import MAP_WEIGHT, DepositHead, cell_targets, map_loss, training_masks
+from models.deposit_maps import (
+    DEPOSIT_HEAD_KEY,
+    MAP_WEIGHT,
+    DepositHead,
+    cell_targets,
+    load_deposit_head,
+    map_loss,
+    training_masks,
+)
 from models.folders import Sample, class_counts, scan
 from models.frozen_stem import head_outputs, merged, stem_features, train_head, with_mirrors
 from models.resnet import (
@@ -264,6 +272,7 @@ def train(data_dir: Path, checkpoint: Path, config: TrainConfig) -> TrainResult:
     deposit_head = DepositHead() if use_maps else None
     parameters = list(model.parameters())
     if deposit_head is not None:
+        load_deposit_head(deposit_head, config.init_from)
         parameters += list(deposit_head.parameters())
         logger.info(
             "deposit maps: %d of %d training images",
@@ -279,6 +288,7 @@ def train(data_dir: Path, checkpoint: Path, config: TrainConfig) -> TrainResult:
         optimiser, max_lr=config.lr, total_steps=max(total_steps, 2), pct_start=0.15
     )
     best_state: dict[str, torch.Tensor]
+    best_head: dict[str, torch.Tensor] | None = None
     history: list[EpochRecord]
     if config.freeze_stem:
         best_state, record = _fit_frozen_stem(
@@ -344,6 +354,10 @@ def train(data_dir: Path, checkpoint: Path, config: TrainConfig) -> TrainResult:
                 best = (val_accuracy, val_loss)
                 best_epoch, stale = epoch, 0
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                if deposit_head is not None:
+                    best_head = {
+                        k: v.detach().clone() for k, v in deposit_head.state_dict().items()
+                    }
             else:
                 stale += 1
             if stale >= config.patience:
@@ -357,6 +371,7 @@ def train(data_dir: Path, checkpoint: Path, config: TrainConfig) -> TrainResult:
         {
             "arch": config.arch,
             "state_dict": best_state,
+            DEPOSIT_HEAD_KEY: best_head,
             "input_size": list(size),
             "mean": list(IMAGENET_MEAN),
             "std": list(IMAGENET_STD),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +21,17 @@ from models.dataset import (
     load_masks,
     render_with_mask,
 )
-from models.deposit_maps import FULL_SHARE, cell_targets, map_loss, training_masks
+from models.deposit_maps import (
+    DEPOSIT_HEAD_KEY,
+    FULL_SHARE,
+    DepositHead,
+    cell_targets,
+    load_deposit_head,
+    map_loss,
+    training_masks,
+)
 from models.folders import Sample, list_samples
-from models.train import _views
+from models.train import TrainConfig, _views, train
 
 SEEDS = range(FRESH_SEED_BASE + 500, FRESH_SEED_BASE + 530)
 
@@ -111,3 +120,24 @@ def test_the_map_loss_ignores_images_without_a_map_and_learns_from_the_others() 
     assert float(logits.grad[0].abs().sum()) > 0 and float(logits.grad[1].abs().sum()) == 0
     none = map_loss(logits, targets, torch.tensor([False, False]))
     assert none.item() == 0.0
+
+
+def test_a_checkpoint_keeps_its_deposit_head_and_a_warm_start_continues_it(
+    tmp_path: Path,
+) -> None:
+    """A later training stage starts the map head where the last one left it, not from noise."""
+    generate(
+        tmp_path, {"train": 8, "val": 4}, width=64, height=48, render_width=96, render_height=72
+    )
+    config = TrainConfig(input_size=(48, 64), epochs=1, batch_size=4, init_from="", max_steps=2)
+    first = train(tmp_path, tmp_path / "first.pt", config).checkpoint
+    saved = torch.load(first, map_location="cpu", weights_only=True)[DEPOSIT_HEAD_KEY]
+    assert saved is not None and saved["conv.weight"].shape == (1, 256, 1, 1)
+
+    head = DepositHead()
+    assert load_deposit_head(head, str(first))
+    assert torch.equal(head.conv.weight, saved["conv.weight"])
+    no_maps = train(tmp_path, tmp_path / "plain.pt", replace(config, deposit_maps=False)).checkpoint
+    assert torch.load(no_maps, map_location="cpu", weights_only=True)[DEPOSIT_HEAD_KEY] is None
+    assert not load_deposit_head(DepositHead(), str(no_maps))
+    assert not load_deposit_head(DepositHead(), "")
