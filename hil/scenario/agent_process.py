@@ -17,6 +17,7 @@ from typing import Any
 
 from agent.control import request
 from agent.errors import RemotairError
+from hil.agent_toml import SimAgentToml
 from hil.scenario.model import CAMERAS, SENSORS, AgentSettings
 
 DEVICE = "soak-board"
@@ -33,50 +34,22 @@ class ControlFailed(RuntimeError):
 
 def config_text(settings: AgentSettings, state_dir: Path, control: Path, port: int) -> str:
     """The agent.toml of a scenario: the simulated board, a private broker, fast intervals."""
-    sensors = ""
-    for name in SENSORS:
-        port_line = f'port = "{UART_PORTS[name]}"\n' if name in UART_PORTS else ""
-        sensors += f'[[board.sensors]]\nname = "{name}"\nchip = "{CHIPS[name]}"\n{port_line}'
-    cameras = "".join(f'[[board.cameras]]\nname = "{c}"\nbackend = "sim"\n' for c in CAMERAS)
-    return f"""[device]
-id = "{DEVICE}"
-
-[board]
-kind = "sim"
-sim_speed = {settings.sim_speed}
-{sensors}{cameras}
-[mqtt]
-host = "127.0.0.1"
-port = {port}
-protocol = "3.1.1"
-keepalive = 10
-handshake_timeout_s = 3
-reconnect_min_s = 0.1
-reconnect_max_s = 1.0
-ha_discovery = true
-
-[schedule]
-sensor_interval_s = {settings.sensor_interval_s}
-snapshot_interval_s = {settings.snapshot_interval_s}
-status_interval_s = {settings.status_interval_s}
-
-[storage]
-dir = "{state_dir}"
-outbox_max_messages = {settings.outbox_max_messages}
-snapshots_keep = 3
-
-[vision]
-backend = "off"
-
-[alarms]
-hold_s = 0
-
-[control]
-socket = "{control}"
-
-[logging]
-level = "info"
-"""
+    return SimAgentToml(
+        device=DEVICE,
+        port=port,
+        state_dir=state_dir,
+        control=control,
+        sensors={name: CHIPS[name] for name in SENSORS},
+        uart_ports=UART_PORTS,
+        cameras=tuple(CAMERAS),
+        sim_speed=settings.sim_speed,
+        sensor_interval_s=settings.sensor_interval_s,
+        snapshot_interval_s=settings.snapshot_interval_s,
+        status_interval_s=settings.status_interval_s,
+        reconnect_max_s=1.0,
+        mqtt_extra="ha_discovery = true",
+        storage_extra=f"outbox_max_messages = {settings.outbox_max_messages}\nsnapshots_keep = 3",
+    ).text()
 
 
 @dataclass(frozen=True, slots=True)

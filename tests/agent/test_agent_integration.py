@@ -40,6 +40,7 @@ from agent.config import parse_config
 from agent.daemon import Agent, build_agent
 from agent.outbox import MessageClass, Outbox, OutboxError, OutboxMessage
 from agent.sd_notify import Notifier
+from hil.agent_toml import SimAgentToml
 from hil.broker import free_port
 from hil.pki import Pki
 from tests.support.waiting import wait_until
@@ -85,51 +86,22 @@ def config_text(
     logging_level: str = "info",
 ) -> str:
     """A complete agent.toml: the simulated board, a broker on loopback, fast intervals."""
-    sensors = "".join(
-        f'[[board.sensors]]\nname = "{name}"\nchip = "{chip}"\n' for name, chip in SENSORS.items()
-    )
-    camera_tables = "".join(
-        f'[[board.cameras]]\nname = "{name}"\nbackend = "sim"\n' for name in cameras
-    )
-    return f"""
-[device]
-id = "{DEVICE}"
-
-[board]
-kind = "sim"
-sim_speed = 50
-{sensors}{camera_tables}
-[mqtt]
-host = "127.0.0.1"
-port = {port}
-protocol = "3.1.1"
-keepalive = 10
-handshake_timeout_s = 3
-reconnect_min_s = 0.1
-reconnect_max_s = 0.5
-{mqtt}
-
-[schedule]
-sensor_interval_s = {sensor_s}
-snapshot_interval_s = {snapshot_s}
-status_interval_s = {status_s}
-
-[storage]
-dir = "{storage}"
-{storage_extra}
-
-[vision]
-{vision}
-
-[alarms]
-{alarms}
-
-[control]
-socket = "{storage.parent / "control.sock"}"
-
-[logging]
-level = "{logging_level}"
-"""
+    return SimAgentToml(
+        device=DEVICE,
+        port=port,
+        state_dir=storage,
+        control=storage.parent / "control.sock",
+        sensors=SENSORS,
+        cameras=cameras,
+        sensor_interval_s=sensor_s,
+        snapshot_interval_s=snapshot_s,
+        status_interval_s=status_s,
+        mqtt_extra=mqtt,
+        storage_extra=storage_extra,
+        vision=vision,
+        alarms=alarms,
+        logging_level=logging_level,
+    ).text()
 
 
 class RecordingOutbox(Outbox):
