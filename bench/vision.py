@@ -75,14 +75,19 @@ def raw_latency(model: Path, tensor: np.ndarray, threads: int, runs: int) -> flo
 
 
 def peak_rss_mb(model: Path, image: Path, threads: int) -> tuple[float, str]:
+    """Peak RSS and verdict of a fresh process that loads ``model`` (through its manifest, as
+    the agent does) and classifies ``image``; SystemExit with the probe's last line if it fails."""
     result = subprocess.run(
         [sys.executable, "-c", RSS_PROBE, str(model), str(image), str(threads)],
         capture_output=True,
         text=True,
-        check=True,
+        check=False,
         cwd=ROOT,
         timeout=120,
     )
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise SystemExit(f"bench/vision.py: error: peak RSS probe on {model} failed: {last}")
     kilobytes, label = result.stdout.split()
     return int(kilobytes) / 1024.0, label
 
@@ -131,6 +136,7 @@ def main() -> int:
         classifier = OnnxClassifier(args.int8, threads=1)
         file_ms = median_ms(lambda: classifier.classify_file(snapshot), args.runs)
         rss_mb, label = peak_rss_mb(args.int8, snapshot, 1)
+        baseline_rss = None if args.baseline is None else peak_rss_mb(args.baseline, snapshot, 1)
         sizes = {"fp32": fp32.stat().st_size, "int8": args.int8.stat().st_size}
     speedup = raw[("fp32", 1)] / raw[("int8", 1)]
     file_ratio = file_ms / raw[("int8", 1)]
@@ -159,6 +165,8 @@ def main() -> int:
     print(f"file -> verdict, 2 MP JPEG, int8, 1 thread: {file_ms:.2f} ms")
     print(f"model sizes: fp32 {sizes['fp32'] / 1e6:.1f} MB, int8 {sizes['int8'] / 1e6:.1f} MB")
     print(f"peak RSS, process that loads int8 and classifies the JPEG: {rss_mb:.0f} MB ({label})")
+    if baseline_rss is not None:
+        print(f"  the same with the baseline: {baseline_rss[0]:.0f} MB ({baseline_rss[1]})")
     print("targets:")
     print(f"  int8 speed-up at 1 thread {speedup:.2f}x  (>= 1.8x)  {status(speedup >= 1.8)}")
     print(f"  file->verdict / raw int8  {file_ratio:.2f}x  (<= 1.25x) {status(file_ratio <= 1.25)}")
