@@ -241,6 +241,11 @@ def _evaluate(
     return total_loss / max(1, len(images)), correct / max(1, len(images))
 
 
+def _snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of ``module``'s weights that later optimiser steps leave alone."""
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
 def train(data_dir: Path, checkpoint: Path, config: TrainConfig) -> TrainResult:
     """Train, keep the best validation epoch, write ``checkpoint`` (a torch file)."""
     torch.set_num_threads(config.threads)
@@ -272,12 +277,13 @@ def train(data_dir: Path, checkpoint: Path, config: TrainConfig) -> TrainResult:
     deposit_head = DepositHead() if use_maps else None
     parameters = list(model.parameters())
     if deposit_head is not None:
-        load_deposit_head(deposit_head, config.init_from)
+        continued = load_deposit_head(deposit_head, config.init_from)
         parameters += list(deposit_head.parameters())
         logger.info(
-            "deposit maps: %d of %d training images",
+            "deposit maps: %d of %d training images, head %s",
             sum(m is not None for m in train_masks or []),
             len(train_images),
+            f"continued from {config.init_from}" if continued else "new",
         )
     optimiser = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(train_images) / config.batch_size)
@@ -353,11 +359,8 @@ def train(data_dir: Path, checkpoint: Path, config: TrainConfig) -> TrainResult:
             if (val_accuracy, -val_loss) > (best[0], -best[1]):
                 best = (val_accuracy, val_loss)
                 best_epoch, stale = epoch, 0
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                if deposit_head is not None:
-                    best_head = {
-                        k: v.detach().clone() for k, v in deposit_head.state_dict().items()
-                    }
+                best_state = _snapshot(model)
+                best_head = None if deposit_head is None else _snapshot(deposit_head)
             else:
                 stale += 1
             if stale >= config.patience:
