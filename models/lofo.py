@@ -40,13 +40,14 @@ from torch import nn
 from agent.vision import LABELS
 from agent.vision.calibration import fit_calibration, softmax, uncertainty_report
 from agent.vision.ood import fit_ood
+from models.batches import TRAIN_ZOOM, batch_loss, image_batch, load_images, training_views
 from models.cli import run as run_tool
 from models.dataset import LOOKS_FILE
 from models.deposit_maps import DepositHead, training_masks
 from models.folders import Sample, list_samples, resolve_splits
 from models.frozen_stem import one_cycle
 from models.resnet import POOLS, Pool, ResNet, build_model
-from models.train import TRAIN_ZOOM, _batch, _views, batch_loss, load_images, parse_size
+from models.train import parse_size
 from models.warm_start import load_shipped_weights, recalibrate_batchnorm
 
 logger = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ def fine_tune(
             indices = order[start : start + batch_size]
             if len(indices) < 2:
                 continue
-            views = _views(images, masks, indices, size, rng, augment)
+            views = training_views(images, masks, indices, size, rng, augment)
             target = torch.from_numpy(labels[indices])
             step(batch_loss(model, head, views, target, loss_fn, bf16)[0])
     return model.eval()
@@ -109,7 +110,7 @@ def outputs(
     logits, features = [], []
     with torch.no_grad():
         for start in range(0, len(images), 64):
-            batch = _batch(images, np.arange(start, min(start + 64, len(images))), size, None)
+            batch = image_batch(images, np.arange(start, min(start + 64, len(images))), size, None)
             f = model.features(batch)
             features.append(f)
             logits.append(model.fc(f))
@@ -191,7 +192,7 @@ def run(
     base = build_model("resnet18", len(LABELS), pool)
     load_shipped_weights(base, init_from)
     probe = [
-        _batch(train_images, np.arange(i, min(i + 32, len(train_images))), size, None)
+        image_batch(train_images, np.arange(i, min(i + 32, len(train_images))), size, None)
         for i in range(0, min(128, len(train_images)), 32)
     ]
     recalibrate_batchnorm(base, probe)

@@ -28,27 +28,30 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 from torch import nn
 
 from agent.vision import LABELS
 from agent.vision.factory import shipped_model_path
-from agent.vision.preprocess import centre_crop, load_image, normalise, resize_to_cover
-from models.augment import camera_augment
+from models.batches import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    TRAIN_ZOOM,
+    batch_loss,
+    image_batch,
+    load_images,
+    training_views,
+)
 from models.cli import run
 from models.dataset import describe
 from models.deposit_maps import (
     DEPOSIT_HEAD_KEY,
-    MAP_WEIGHT,
     DepositHead,
-    cell_targets,
     load_deposit_head,
-    map_loss,
     training_masks,
 )
-from models.folders import Sample, class_counts, scan
+from models.folders import class_counts, scan
 from models.frozen_stem import head_outputs, merged, stem_features, train_head, with_mirrors
 from models.resnet import (
     ARCHITECTURES,
@@ -62,8 +65,6 @@ from models.resnet import (
 
 logger = logging.getLogger(__name__)
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 """ImageNet statistics: right for a torchvision-initialised backbone, harmless from scratch."""
 
 
@@ -121,107 +122,6 @@ class TrainResult:
     history: list[EpochRecord] = field(default_factory=list)
 
 
-TRAIN_ZOOM = 1.125
-"""Training frames are kept this much larger than the input, room for the random crops."""
-
-
-def load_images(
-    samples: Sequence[Sample], size: tuple[int, int], zoom: float = 1.0
-) -> tuple[list[np.ndarray], np.ndarray]:
-    """Decode and cover-resize every sample to ``zoom`` x ``size`` (uint8 BGR)."""
-    target = (round(size[0] * zoom), round(size[1] * zoom))
-    images = [
-        resize_to_cover(load_image(s.path, min_short_side=min(target)), target) for s in samples
-    ]
-    labels = np.asarray([s.label for s in samples], dtype=np.int64)
-    return images, labels
-
-
-def _batch(
-    images: Sequence[np.ndarray],
-    indices: np.ndarray,
-    size: tuple[int, int],
-    rng: np.random.Generator | None,
-    augment: bool = False,
-) -> torch.Tensor:
-    """Normalised NCHW batch; random crop + photometric jitter when ``rng`` is given, and the
-    camera augmentations of :func:`models.augment.camera_augment` when ``augment`` is also set."""
-    inputs, _maps, _known = _views(images, None, indices, size, rng, augment)
-    return inputs
-
-
-def _views(
-    images: Sequence[np.ndarray],
-    masks: Sequence[np.ndarray | None] | None,
-    indices: np.ndarray,
-    size: tuple[int, int],
-    rng: np.random.Generator | None,
-    augment: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-    """:func:`_batch` plus, with ``masks``, each view's deposit map (cropped and flipped as the
-    image was, see :mod:`models.deposit_maps`) and whether that image has one."""
-    out = np.empty((len(indices), 3, size[0], size[1]), dtype=np.float32)
-    maps: list[np.ndarray] = []
-    known: list[bool] = []
-    for row, index in enumerate(indices):
-        image = images[int(index)]
-        mask = None if masks is None else masks[int(index)]
-        if rng is None:
-            crop = centre_crop(resize_to_cover(image, size), size)
-        else:
-            height, width = image.shape[:2]
-            scale = rng.uniform(1.0 / TRAIN_ZOOM, 1.0)
-            crop_h, crop_w = round(height * scale), round(width * scale)
-            top = int(rng.integers(0, height - crop_h + 1))
-            left = int(rng.integers(0, width - crop_w + 1))
-            window = image[top : top + crop_h, left : left + crop_w]
-            crop = np.asarray(
-                cv2.resize(window, (size[1], size[0]), interpolation=cv2.INTER_AREA), np.uint8
-            )
-            if mask is not None:
-                mask = mask[top : top + crop_h, left : left + crop_w]
-            if rng.random() < 0.5:
-                crop = crop[:, ::-1]
-                mask = None if mask is None else mask[:, ::-1]
-            if augment:
-                crop = camera_augment(np.ascontiguousarray(crop), rng)
-            else:
-                gain = rng.uniform(0.8, 1.2) * rng.uniform(0.94, 1.06, size=3)
-                contrast = rng.uniform(0.8, 1.2)
-                pixels = crop.astype(np.float32)
-                mean = pixels.mean()
-                pixels = (pixels - mean) * contrast + mean
-                crop = np.clip(pixels * gain, 0, 255).astype(np.uint8)
-        out[row] = normalise(np.ascontiguousarray(crop), IMAGENET_MEAN, IMAGENET_STD)[0]
-        if masks is not None:
-            known.append(mask is not None)
-            empty = np.zeros(size, np.uint8)
-            maps.append(cell_targets(np.ascontiguousarray(empty if mask is None else mask), size))
-    if masks is None:
-        return torch.from_numpy(out), None, None
-    return torch.from_numpy(out), torch.from_numpy(np.stack(maps)), torch.tensor(known)
-
-
-def batch_loss(
-    model: ResNet,
-    deposit_head: DepositHead | None,
-    views: tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None],
-    target: torch.Tensor,
-    loss_fn: nn.Module,
-    bf16: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Training loss of one batch of :func:`_views` (cross-entropy, plus the deposit-map loss
-    when there is a head and maps) and the batch's logits."""
-    inputs, maps, known = views
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        stem = model.stem(inputs)
-        logits = model.fc(model.head_features(stem)).float()
-        loss: torch.Tensor = loss_fn(logits, target)
-        if deposit_head is not None and maps is not None and known is not None:
-            loss = loss + MAP_WEIGHT * map_loss(deposit_head(stem).float(), maps, known)
-    return loss, logits
-
-
 def _evaluate(
     model: nn.Module,
     images: Sequence[np.ndarray],
@@ -234,7 +134,7 @@ def _evaluate(
     with torch.no_grad():
         for start in range(0, len(images), 64):
             indices = np.arange(start, min(start + 64, len(images)))
-            logits = model(_batch(images, indices, size, None))
+            logits = model(image_batch(images, indices, size, None))
             target = torch.from_numpy(labels[indices])
             total_loss += float(loss_fn(logits, target)) * len(indices)
             correct += int((logits.argmax(1) == target).sum())
@@ -316,7 +216,7 @@ def train(data_dir: Path, checkpoint: Path, config: TrainConfig) -> TrainResult:
                 indices = order[start : start + config.batch_size]
                 if len(indices) < 2:  # BatchNorm needs more than one sample
                     continue
-                inputs, maps, known = _views(
+                inputs, maps, known = training_views(
                     train_images,
                     train_masks if deposit_head is not None else None,
                     indices,
@@ -413,7 +313,7 @@ def initialise(
             f"{exc}; start a {config.arch} with --from-scratch or --init-from a matching model"
         ) from None
     order = np.random.default_rng(config.seed).permutation(len(images))[:256]
-    batches = (_batch(images, order[i : i + 64], size, None) for i in range(0, len(order), 64))
+    batches = (image_batch(images, order[i : i + 64], size, None) for i in range(0, len(order), 64))
     measured = recalibrate_batchnorm(model, batches)
     logger.info("init_from model=%s batchnorm_recalibrated_on=%d", source, measured)
 
@@ -431,7 +331,7 @@ def _fit_frozen_stem(
     images, labels = train_set
     chunks = [np.arange(i, min(i + 64, len(images))) for i in range(0, len(images), 64)]
     batches = [
-        _batch(images, chunk, size, rng, config.augment)
+        image_batch(images, chunk, size, rng, config.augment)
         for _ in range(config.views)
         for chunk in chunks
     ]
@@ -440,7 +340,7 @@ def _fit_frozen_stem(
     )
     val_images, val_labels = val_set
     val_chunks = [np.arange(i, min(i + 64, len(val_images))) for i in range(0, len(val_images), 64)]
-    val_stems = stem_features(model, [_batch(val_images, c, size, None) for c in val_chunks])
+    val_stems = stem_features(model, [image_batch(val_images, c, size, None) for c in val_chunks])
     print(f"stem maps cached: {len(stems)} views in {time.monotonic() - started:.0f}s", flush=True)
     head = train_head(
         model,

@@ -11,6 +11,7 @@ import torch
 
 from agent.vision import CLEAN, DIRTY, LABELS
 from hil.render_domain import Domain
+from models.batches import training_views
 from models.dataset import (
     FRESH_SEED_BASE,
     MASK_SIZE,
@@ -31,7 +32,7 @@ from models.deposit_maps import (
     training_masks,
 )
 from models.folders import Sample, list_samples
-from models.train import TrainConfig, _views, train
+from models.train import TrainConfig, train
 
 SEEDS = range(FRESH_SEED_BASE + 500, FRESH_SEED_BASE + 530)
 
@@ -101,7 +102,7 @@ def test_the_map_follows_the_image_through_crop_and_flip() -> None:
     mask[20:60, 10:60] = 255
     rng = np.random.default_rng(7)
     for _ in range(12):
-        inputs, maps, known = _views([image], [mask], np.array([0]), (144, 192), rng)
+        inputs, maps, known = training_views([image], [mask], np.array([0]), (144, 192), rng)
         assert maps is not None and known is not None and bool(known[0])
         brightness = inputs[0].mean(0).numpy()
         grid = brightness.reshape(9, 16, 12, 16).mean(axis=(1, 3))

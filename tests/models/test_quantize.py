@@ -13,11 +13,11 @@ from onnx import numpy_helper
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from agent.vision.manifest import load_manifest, manifest_path_for
+from models.batches import IMAGENET_MEAN, IMAGENET_STD
 from models.export import export
 from models.folders import Sample
 from models.quantize import quantize_candidate
 from models.resnet import build_model
-from models.train import IMAGENET_MEAN, IMAGENET_STD
 
 SIZE = (16, 16)
 
