@@ -103,6 +103,11 @@ def export(checkpoint_path: Path, out: Path, *, opset: int = OPSET) -> ModelMani
             "best_val_accuracy": checkpoint.get("best_val_accuracy"),
             "train_seconds": round(float(checkpoint.get("train_seconds", 0.0)), 1),
             "train_config": checkpoint.get("config", {}),
+            **(
+                {"averaged_from": checkpoint["averaged_from"]}
+                if "averaged_from" in checkpoint
+                else {}
+            ),
         },
     )
     write_manifest(manifest, manifest_path_for(out))
