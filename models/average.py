@@ -2,9 +2,8 @@
 
 Successive stages of :mod:`models.train` (each ``--init-from`` the last) end at nearby points of
 the same loss valley; their mean usually lies nearer its floor than any of them ("model soup" /
-stochastic weight averaging). Version 5 of the shipped model measured it on 2000 fresh renders:
-stages 6 and 7 alone 0.952 and 0.946, their average 0.957 (see the model card). The average is
-only meaningful for checkpoints of one architecture that share an ancestor: unrelated networks
+stochastic weight averaging); the model card measures what it gave the shipped model. The average
+is only meaningful for checkpoints of one architecture that share an ancestor: unrelated networks
 have permuted channels, and their mean is noise.
 
 Every floating-point tensor is averaged, the batch-norm running statistics included (they move
