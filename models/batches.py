@@ -23,7 +23,8 @@ from models.resnet import ResNet
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-"""The normalisation the backbone's ImageNet-trained ancestors learnt with; manifests carry it."""
+"""ImageNet statistics: right for a torchvision-initialised backbone, harmless from scratch;
+the manifest carries them to the runtime."""
 
 TRAIN_ZOOM = 1.125
 """Training frames are kept this much larger than the input, room for the random crops."""

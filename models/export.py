@@ -85,6 +85,14 @@ def export(checkpoint_path: Path, out: Path, *, opset: int = OPSET) -> ModelMani
             do_constant_folding=True,
         )
     _check(out, model, example)
+    extra: dict[str, Any] = {
+        "best_epoch": checkpoint.get("best_epoch"),
+        "best_val_accuracy": checkpoint.get("best_val_accuracy"),
+        "train_seconds": round(float(checkpoint.get("train_seconds", 0.0)), 1),
+        "train_config": checkpoint.get("config", {}),
+    }
+    if "averaged_from" in checkpoint:  # models.average
+        extra["averaged_from"] = checkpoint["averaged_from"]
     manifest = ModelManifest(
         model_file=out.name,
         sha256=sha256_file(out),
@@ -98,17 +106,7 @@ def export(checkpoint_path: Path, out: Path, *, opset: int = OPSET) -> ModelMani
         architecture=str(checkpoint["arch"]),
         precision="fp32",
         training_data=str(checkpoint.get("training_data", "")),
-        extra={
-            "best_epoch": checkpoint.get("best_epoch"),
-            "best_val_accuracy": checkpoint.get("best_val_accuracy"),
-            "train_seconds": round(float(checkpoint.get("train_seconds", 0.0)), 1),
-            "train_config": checkpoint.get("config", {}),
-            **(
-                {"averaged_from": checkpoint["averaged_from"]}
-                if "averaged_from" in checkpoint
-                else {}
-            ),
-        },
+        extra=extra,
     )
     write_manifest(manifest, manifest_path_for(out))
     logger.info("exported path=%s sha256=%s", out, manifest.sha256[:12])

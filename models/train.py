@@ -65,8 +65,6 @@ from models.resnet import (
 
 logger = logging.getLogger(__name__)
 
-"""ImageNet statistics: right for a torchvision-initialised backbone, harmless from scratch."""
-
 
 SHIPPED = "shipped"
 

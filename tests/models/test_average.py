@@ -87,3 +87,34 @@ def test_the_command_ends_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main([str(a), str(tmp_path / "missing.pt"), "--out", str(tmp_path / "m.pt")]) != 0
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "missing.pt" in line
+
+
+def test_the_exported_manifest_names_the_checkpoints_averaged(tmp_path: Path) -> None:
+    from agent.vision.manifest import load_manifest, manifest_path_for
+    from models.export import export
+    from models.resnet import build_model
+
+    paths = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        model = build_model("resnet18", 2, "max")
+        path = tmp_path / f"stage{seed}.pt"
+        torch.save(
+            {
+                "arch": "resnet18",
+                "input_size": [64, 64],
+                "mean": [0.485, 0.456, 0.406],
+                "std": [0.229, 0.224, 0.225],
+                "labels": ["clean", "dirty"],
+                "state_dict": model.state_dict(),
+                "train_seconds": 10.0,
+                "config": {"pool": "max"},
+            },
+            path,
+        )
+        paths.append(path)
+    average(paths, tmp_path / "mean.pt")
+    export(tmp_path / "mean.pt", tmp_path / "mean.onnx")
+    extra = load_manifest(manifest_path_for(tmp_path / "mean.onnx")).extra
+    assert extra["averaged_from"] == [str(p) for p in paths]
+    assert extra["train_seconds"] == 20.0
