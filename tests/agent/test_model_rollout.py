@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -260,19 +261,31 @@ def model_states(messages: list[Received], request_id: str) -> list[str]:
     return [d["state"] for d in docs(messages, "model") if d.get("id") == request_id]
 
 
+def assert_steps_in_order(published: list[str], logged: list[str]) -> None:
+    """Each published step is a logged one, in the logged order, and the last is the last."""
+    assert published and published[-1] == logged[-1], (published, logged)
+    steps = iter(logged)
+    assert all(step in steps for step in published), (published, logged)
+
+
 def test_install_over_mqtt_from_a_loopback_server(
     fleet: Fleet, board: Board, subscribe: Callable[..., Subscriber]
 ) -> None:
     config = fleet.config(board.broker.port)
-    board.start(config, fleet.root / "agent.log")
+    agent = board.start(config, fleet.root / "agent.log")
     manifest = fleet.shipped_variant(NEXT)
     with ModelServer(fleet.served) as server:
         answer = board.install("roll-2", manifest, fleet.url(server, manifest))
     assert answer["ok"], answer
     assert answer["result"]["state"] == "active" and answer["result"]["model_version"] == NEXT
-    states = model_states(board.watcher.snapshot(), "roll-2")
-    assert states[0] == "verifying" and states[-3:] == ["verifying", "testing", "active"]
-    assert "downloading" in states
+    # The agent logs every step; ``model`` is latest-per-topic in the outbox, so a step the link
+    # had not yet sent may be replaced by the next one: what arrives is the steps in order, and
+    # always the last.
+    logged = re.findall(r"model install id=roll-2 state=(\w+)", agent.log_text())
+    assert logged[0] == "verifying" and logged[-3:] == ["verifying", "testing", "active"]
+    assert "downloading" in logged
+    messages = board.watcher.wait_for(has("model", state="active", id="roll-2"), timeout=10)
+    assert_steps_in_order(model_states(messages, "roll-2"), logged)
     late = subscribe(board.broker, f"{ROOT_TOPIC}/model")  # retained: a dashboard joining later
     retained = late.wait_for(lambda ms: bool(ms), timeout=10)
     assert json.loads(retained[-1].payload)["state"] == "active"
