@@ -80,10 +80,30 @@ MASK_SIZE = (60, 80)
 VISIBLE_DIFF = 24
 """Grey levels a pixel must differ from the clean twin by to count as showing a deposit."""
 MIN_VISIBLE_SHARE = 0.01
-"""Least share of a dirty image that must show deposits, else it is rendered at dirt 1: about
-280 pixels of the model's 192 x 144 input, a dozen specks or one small blotch. Below it a
-"dirty" label is close to noise (with a 0.2 % floor, 37 % of 3000 dirty training images
-showed deposits on less than 1 % of the frame)."""
+"""Least share of a dirty image that must show deposits, else it is rendered at dirt 1 and, if
+that is not enough, from another scene: about 280 pixels of the model's 192 x 144 input, a
+dozen specks or one small blotch. Below it a "dirty" label is close to noise (with a 0.2 % floor,
+37 % of 3000 dirty training images showed deposits on less than 1 % of the frame)."""
+SCENE_STRIDE = 1 << 24
+"""Seed ``s``'s k-th replacement scene is ``s + k * SCENE_STRIDE``: even, so the label (seed
+parity) stays, and far above every split's seeds, so no two samples share a scene."""
+MAX_SCENES = 8
+"""Scenes tried for one dirty sample; when none shows enough, the most visible one is kept."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class RenderedSample:
+    """One synthetic sample: its label and dirt, the BGR image, and where its deposits show.
+
+    ``scene`` is the renderer seed actually drawn: the sample's own seed, or a replacement when
+    that scene's deposits did not show (:data:`MIN_VISIBLE_SHARE`). ``mask`` is ``None`` for a
+    clean image and for the classic renderer."""
+
+    label: str
+    dirt: float
+    image: np.ndarray
+    mask: np.ndarray | None
+    scene: int
 
 
 def render_sample(
@@ -91,8 +111,8 @@ def render_sample(
 ) -> tuple[str, float, np.ndarray]:
     """Label, dirt and BGR image of synthetic sample ``seed`` (randomised over ``domain`` if
     given, else the original galvanised renderer)."""
-    label, dirt, image, _mask = render_with_mask(seed, width=width, height=height, domain=domain)
-    return label, dirt, image
+    sample = render_with_mask(seed, width=width, height=height, domain=domain)
+    return sample.label, sample.dirt, sample.image
 
 
 def render_with_mask(
@@ -102,30 +122,40 @@ def render_with_mask(
     height: int,
     domain: Domain | None = None,
     min_visible_share: float = MIN_VISIBLE_SHARE,
-) -> tuple[str, float, np.ndarray, np.ndarray | None]:
+    max_scenes: int = MAX_SCENES,
+) -> RenderedSample:
     """:func:`render_sample` plus, for a dirty randomised image, its deposit mask.
 
     The mask comes from the same duct rendered clean (the seed fixes everything else, camera
     noise included): pixels that differ by :data:`VISIBLE_DIFF` show a deposit. It is what the
     trainer's deposit-map loss learns from, and it keeps a dirty label honest: a dirty image
     whose deposits hardly show (under ``min_visible_share``, a sparse layout far down the duct)
-    is rendered at dirt 1 instead, so no "dirty" image looks clean.
+    is rendered at dirt 1 instead, and when even that does not show (a quarter of dirty scenes:
+    deposits the colour of the wall, or far down the duct) the sample takes the next scene
+    (:data:`SCENE_STRIDE`, up to ``max_scenes``; sets made before that rule used one), so no
+    "dirty" image looks clean.
     """
     from hil.render import render_duct
 
     label = label_for(seed)
     dirt = dirt_for(seed, label)
-    image = render_duct(seed, dirt, width, height, nuisance=True, domain=domain)
     if domain is None or label != DIRTY:
-        return label, dirt, image, None
-    twin = render_duct(seed, 0.0, width, height, nuisance=True, domain=domain)
-    changed = _changed(image, twin)
-    if changed.mean() < min_visible_share and dirt < 1.0:
-        dirt = 1.0
         image = render_duct(seed, dirt, width, height, nuisance=True, domain=domain)
-        changed = _changed(image, twin)
+        return RenderedSample(label, dirt, image, None, seed)
+    tried: list[tuple[float, float, np.ndarray, np.ndarray, int]] = []
+    for scene in range(seed, seed + max(1, max_scenes) * SCENE_STRIDE, SCENE_STRIDE):
+        twin = render_duct(scene, 0.0, width, height, nuisance=True, domain=domain)
+        for level in sorted({dirt, 1.0}):
+            image = render_duct(scene, level, width, height, nuisance=True, domain=domain)
+            changed = _changed(image, twin)
+            tried.append((float(changed.mean()), level, image, changed, scene))
+            if tried[-1][0] >= min_visible_share:
+                break
+        if tried[-1][0] >= min_visible_share:
+            break
+    _share, dirt, image, changed, scene = max(tried, key=lambda t: t[0])
     mask = cv2.resize(changed.astype(np.float32), MASK_SIZE[::-1], interpolation=cv2.INTER_AREA)
-    return label, dirt, image, np.asarray(np.round(mask * 255), np.uint8)
+    return RenderedSample(label, dirt, image, np.asarray(np.round(mask * 255), np.uint8), scene)
 
 
 def _changed(image: np.ndarray, twin: np.ndarray) -> np.ndarray:
@@ -154,6 +184,7 @@ def generate(
     domain: Domain | Literal["every family"] | None = EVERY_FAMILY,
     seed_offset: int = 0,
     min_visible_share: float = MIN_VISIBLE_SHARE,
+    max_scenes: int = MAX_SCENES,
     workers: int = 0,
 ) -> dict[str, Any]:
     """Write a synthetic data set ``out_dir/<split>/<label>/s<seed>.jpg`` and ``dataset.json``.
@@ -179,6 +210,7 @@ def generate(
     started = time.monotonic()
     looks: dict[str, list[str]] = {}
     masks: dict[str, np.ndarray] = {}
+    replaced: dict[str, int] = {}
     job = _RenderJob(
         out_dir,
         (width, height),
@@ -186,6 +218,7 @@ def generate(
         jpeg_quality,
         domain,
         min_visible_share,
+        max_scenes,
     )
     with _render_pool(workers, sum(counts.values())) as pool:
         for split, count in counts.items():
@@ -193,7 +226,9 @@ def generate(
                 (out_dir / split / label).mkdir(parents=True, exist_ok=True)
             base = SPLIT_SEED_BASE[split] + seed_offset
             seeds = [(split, seed) for seed in range(base, base + count)]
-            for relative, families, mask in pool(job, seeds):
+            replaced[split] = 0
+            for relative, families, mask, other_scene in pool(job, seeds):
+                replaced[split] += other_scene
                 if families is not None:
                     looks[relative] = families
                 if mask is not None:
@@ -217,10 +252,16 @@ def generate(
         "stored_size": [width, height],
         "jpeg_quality": jpeg_quality,
         "min_visible_share": min_visible_share,
+        "max_scenes": max_scenes,
+        "replaced_scenes": replaced,
         "seconds": round(time.monotonic() - started, 1),
     }
     (out_dir / DATASET_INFO).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return info
+
+
+_Rendered = tuple[str, list[str] | None, np.ndarray | None, bool]
+"""What one rendered image reports: path in the set, families, deposit mask, another scene?"""
 
 
 @dataclass(frozen=True)
@@ -233,32 +274,36 @@ class _RenderJob:
     jpeg_quality: int
     domain: Domain | None
     min_visible_share: float
+    max_scenes: int
 
-    def __call__(self, task: tuple[str, int]) -> tuple[str, list[str] | None, np.ndarray | None]:
-        """Render and write one image; its path, renderer families and deposit mask."""
+    def __call__(self, task: tuple[str, int]) -> _Rendered:
+        """Render and write one image; its path, renderer families, deposit mask, and whether
+        the sample had to take another scene."""
         from hil.render import look_for
 
         split, seed = task
-        label, _dirt, image, mask = render_with_mask(
+        sample = render_with_mask(
             seed,
             width=self.rendered[0],
             height=self.rendered[1],
             domain=self.domain,
             min_visible_share=self.min_visible_share,
+            max_scenes=self.max_scenes,
         )
+        label, image, mask = sample.label, sample.image, sample.mask
         if self.rendered != self.stored:
             image = cv2.resize(image, self.stored, interpolation=cv2.INTER_AREA)
         relative = f"{split}/{label}/s{seed:07d}.jpg"
         path = self.out_dir / relative
         if not cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality]):
             raise DatasetError(f"cannot write {path}")
-        families = None if self.domain is None else list(look_for(seed, self.domain).families)
-        return relative, families, mask
+        families = (
+            None if self.domain is None else list(look_for(sample.scene, self.domain).families)
+        )
+        return relative, families, mask, sample.scene != seed
 
 
-_Mapper = Callable[
-    [_RenderJob, list[tuple[str, int]]], Iterable[tuple[str, list[str] | None, np.ndarray | None]]
-]
+_Mapper = Callable[[_RenderJob, list[tuple[str, int]]], Iterable[_Rendered]]
 
 SERIAL_BELOW = 64
 """Sets smaller than this render in-process: starting workers would cost more than it saves."""
@@ -419,6 +464,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=MIN_VISIBLE_SHARE,
         help="a dirty image showing deposits on less of the frame is rendered at dirt 1",
     )
+    parser.add_argument(
+        "--max-scenes",
+        type=int,
+        default=MAX_SCENES,
+        metavar="N",
+        help="scenes a dirty sample tries until its deposits show (1: a set made before v6)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     info = generate(
@@ -431,6 +483,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         domain=None if args.classic else Domain.of(args.include, args.exclude),
         seed_offset=args.seed_offset,
         min_visible_share=args.min_visible_share,
+        max_scenes=args.max_scenes,
         workers=args.workers,
     )
     print(json.dumps(info, indent=2))

@@ -102,6 +102,7 @@ def regenerate(
         domain=domain_from(str(record.get("domain", "classic"))),
         seed_offset=first - SPLIT_SEED_BASE[split],
         min_visible_share=float(record.get("min_visible_share", MIN_VISIBLE_SHARE)),
+        max_scenes=int(record.get("max_scenes", 1)),  # sets made before the rule tried one
     )
     return [s.path for s in list_samples(out / split)]
 

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from agent.vision import LABELS
+from agent.vision import LABELS, ModelError
 from agent.vision.factory import shipped_model_path
 from models.batches import (
     IMAGENET_MEAN,
@@ -151,6 +151,7 @@ def train(data_dir: Path, checkpoint: Path, config: TrainConfig) -> TrainResult:
     rng = np.random.default_rng(config.seed)
     started = time.monotonic()
     data = scan(data_dir)
+    start_from(config)  # a wrong path ends here, not after the images are loaded
     logger.info("train %s", data.summary())
     size = config.input_size
     train_images, train_labels = load_images(data.split("train"), size, TRAIN_ZOOM)
@@ -290,17 +291,29 @@ def train(data_dir: Path, checkpoint: Path, config: TrainConfig) -> TrainResult:
     return TrainResult(checkpoint, best_epoch, best[0], seconds, history)
 
 
+def start_from(config: TrainConfig) -> Path | None:
+    """The file ``config.init_from`` names (``None``: from scratch); it must exist."""
+    if not config.init_from:
+        return None
+    source = shipped_model_path() if config.init_from == SHIPPED else Path(config.init_from)
+    if not source.is_file():
+        raise ModelError(
+            "no such model or checkpoint to start from (give --init-from an existing .pt or"
+            " .onnx file, or --from-scratch)",
+            path=source,
+        )
+    return source
+
+
 def initialise(
     model: ResNet, config: TrainConfig, images: Sequence[np.ndarray], size: tuple[int, int]
 ) -> None:
     """Load the starting weights ``config.init_from`` names (nothing: from scratch)."""
     from models.warm_start import load_shipped_weights, recalibrate_batchnorm
 
-    if not config.init_from:
+    source = start_from(config)
+    if source is None:
         return
-    source = shipped_model_path() if config.init_from == SHIPPED else Path(config.init_from)
-    if not source.is_file():
-        raise FileNotFoundError(2, "no such model or checkpoint to start from", str(source))
     if source.suffix.lower() != ".onnx":
         load_backbone_weights(model, source)
         return

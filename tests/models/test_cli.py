@@ -102,3 +102,22 @@ def test_starting_another_architecture_from_the_shipped_model_is_one_line(
     assert train.main([*argv, "--input-size", "32", "--max-steps", "1"]) != 0
     line = one_line_error(capsys)
     assert "does not fit this architecture" in line and "--from-scratch" in line
+
+
+def test_a_missing_start_checkpoint_is_one_line_before_any_image_is_loaded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_label_folders(tmp_path / "field", 12, 12)
+    loaded: list[object] = []
+
+    def load_images(*args: object, **kwargs: object) -> tuple[list[object], list[int]]:
+        loaded.append(args)
+        return [], []
+
+    monkeypatch.setattr(train, "load_images", load_images)
+    missing = tmp_path / "run18" / "model.pt"
+    argv = [str(tmp_path / "field"), "--out", str(tmp_path / "x.pt"), "--init-from", str(missing)]
+    assert train.main(argv) != 0
+    line = one_line_error(capsys)
+    assert str(missing) in line and "--init-from" in line and "unexpected" not in line
+    assert not loaded

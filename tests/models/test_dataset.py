@@ -174,3 +174,27 @@ def test_parallel_generation_writes_the_same_set(
     assert one.keys() == two.keys() and one
     assert all(np.array_equal(one[k], two[k]) for k in one)
     assert serial["counts"] == parallel["counts"]
+
+
+def test_a_replaced_dirty_scene_records_the_families_of_the_scene_drawn(tmp_path: Path) -> None:
+    """A dirty sample that had to take another scene is filed under its own seed, with the
+    families (and mask) of the scene actually rendered: leave-one-family-out filters on them."""
+    from hil.render import look_for
+    from hil.render_domain import Domain
+    from models.dataset import LOOKS_FILE, MAX_SCENES, generate, render_with_mask
+
+    size = {"width": 64, "height": 48}
+    info = generate(
+        tmp_path, {"train": 6}, **size, render_width=64, render_height=48, min_visible_share=0.3
+    )
+    assert info["max_scenes"] == MAX_SCENES and info["min_visible_share"] == 0.3
+    looks = json.loads((tmp_path / LOOKS_FILE).read_text())
+    replaced = 0
+    for seed in range(1, 6, 2):  # the dirty ones
+        sample = render_with_mask(seed, **size, domain=Domain(), min_visible_share=0.3)
+        assert looks[f"train/dirty/s{seed:07d}.jpg"] == list(
+            look_for(sample.scene, Domain()).families
+        )
+        replaced += sample.scene != seed
+    assert replaced  # asked for 30 % of the frame, some scene had to be replaced
+    assert info["replaced_scenes"] == {"train": replaced}

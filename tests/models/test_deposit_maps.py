@@ -16,7 +16,9 @@ from models.dataset import (
     FRESH_SEED_BASE,
     MASK_SIZE,
     MASKS_FILE,
+    MAX_SCENES,
     MIN_VISIBLE_SHARE,
+    SCENE_STRIDE,
     generate,
     label_for,
     load_masks,
@@ -41,24 +43,37 @@ def test_a_dirty_randomised_image_carries_a_mask_where_it_differs_and_a_clean_on
     dirty_seeds = [s for s in SEEDS if label_for(s) == DIRTY]
     clean_seeds = [s for s in SEEDS if label_for(s) == CLEAN]
     for seed in clean_seeds[:3]:
-        assert render_with_mask(seed, width=160, height=120, domain=Domain())[3] is None
-    shares, raised = [], 0
+        sample = render_with_mask(seed, width=160, height=120, domain=Domain())
+        assert sample.mask is None and sample.scene == seed
+    replaced = 0
     for seed in dirty_seeds:
-        _label, dirt, _image, mask = render_with_mask(seed, width=160, height=120, domain=Domain())
+        sample = render_with_mask(seed, width=160, height=120, domain=Domain())
+        mask = sample.mask
         assert mask is not None and mask.shape == MASK_SIZE and mask.dtype == np.uint8
-        assert 0.5 <= dirt <= 1.0
-        share = float(mask.mean()) / 255  # INTER_AREA keeps the share of changed pixels
-        # a dirty label shows, or its duct was rendered as dirty as it gets
-        assert share >= MIN_VISIBLE_SHARE * 0.99 or dirt == 1.0
-        raised += dirt == 1.0
-        shares.append(share)
-    assert raised < len(dirty_seeds) / 2
-    assert np.median(shares) > MIN_VISIBLE_SHARE
+        assert 0.5 <= sample.dirt <= 1.0 and sample.label == DIRTY
+        # every dirty label shows: INTER_AREA keeps the share of changed pixels
+        assert float(mask.mean()) / 255 >= MIN_VISIBLE_SHARE * 0.99
+        assert (sample.scene - seed) % SCENE_STRIDE == 0 and label_for(sample.scene) == DIRTY
+        replaced += sample.scene != seed
+    assert replaced < len(dirty_seeds) / 2
 
 
-def test_the_classic_renderer_has_no_masks() -> None:
+def test_a_dirty_scene_that_does_not_show_is_replaced_by_the_next_one() -> None:
+    """Asked for more than any scene shows, the sample tries every scene and keeps the most
+    visible; the share it returns is what that scene shows."""
     seed = next(s for s in SEEDS if label_for(s) == DIRTY)
-    assert render_with_mask(seed, width=160, height=120, domain=None)[3] is None
+    sample = render_with_mask(seed, width=160, height=120, domain=Domain(), min_visible_share=1.0)
+    shares = []
+    for k in range(MAX_SCENES):
+        again = render_with_mask(
+            seed + k * SCENE_STRIDE, width=160, height=120, domain=Domain(), min_visible_share=0
+        )
+        assert again.scene == seed + k * SCENE_STRIDE
+        shares.append(float(again.mask.mean()) if again.mask is not None else 0.0)
+    assert sample.scene in range(seed, seed + MAX_SCENES * SCENE_STRIDE, SCENE_STRIDE)
+    # each scene at the sample's own dirt is among those tried (dirt 1 may show more still)
+    assert sample.mask is not None and float(sample.mask.mean()) >= max(shares) - 1
+    assert len(set(shares)) > 1  # the scenes differ: trying them is not for nothing
 
 
 def test_generate_writes_a_mask_for_every_dirty_image_and_none_for_clean(tmp_path: Path) -> None:

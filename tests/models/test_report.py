@@ -135,6 +135,7 @@ def test_a_dataset_record_chooses_what_is_rendered_and_is_stored(tmp_path: Path)
         "render_size": [64, 48],
         "stored_size": [64, 48],
         "jpeg_quality": 85,
+        "max_scenes": 2,
     }
     (tmp_path / "dataset.json").write_text(json.dumps(record))
     out = tmp_path / "report"
@@ -145,4 +146,12 @@ def test_a_dataset_record_chooses_what_is_rendered_and_is_stored(tmp_path: Path)
     assert sorted(p.name for p in (out / "data" / "test").rglob("*.jpg"))[0] == "s0300500.jpg"
     rendered = json.loads((out / "data" / "dataset.json").read_text())
     assert rendered["domain"] == "all but rust" and rendered["stored_size"] == [64, 48]
+    assert rendered["max_scenes"] == 2
     assert load_manifest(manifest_path_for(model)).extra["dataset"] == record
+
+
+def test_a_set_recorded_before_scene_replacement_is_rendered_with_one_scene(tmp_path: Path) -> None:
+    """Records without ``max_scenes`` predate the rule: their dirty seeds keep their own scene."""
+    record = {"domain": "all", "render_size": [64, 48], "stored_size": [64, 48]}
+    regenerate({"dataset": record}, "test", tmp_path, 300_001, 2)
+    assert json.loads((tmp_path / "dataset.json").read_text())["max_scenes"] == 1
