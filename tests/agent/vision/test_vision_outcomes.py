@@ -30,15 +30,15 @@ def test_shipped_manifest_carries_calibration_and_ood(shipped: OnnxClassifier) -
     assert low < manifest.decision_threshold < high
     uncertainty = manifest.metrics["uncertainty"]
     # The temperature minimises the validation NLL, not the binned ECE, which it may move a
-    # little either way (version 5, T = 0.91: 0.0138 -> 0.0122 on the test split; version 4,
+    # little either way (version 6, T = 0.90: 0.0091 -> 0.0113 on the test split; version 4,
     # T = 0.94: 0.0159 -> 0.0204). What must hold is that the calibrated probabilities match the
     # observed frequencies on the 1000 test images.
     assert uncertainty["ece_calibrated"] <= 0.03
-    # issue 9 asks for >= 60 % of the errors flagged and <= 10 % of the right verdicts; version 5
-    # flags 48.9 % and 7.8 % on its test split (MODEL_CARD.md lists the first as missed). These
-    # guard the shipped figures against a worse model.
+    # issue 9 asks for >= 60 % of the errors flagged and <= 10 % of the right verdicts; version 6
+    # flags 77.8 % and 8.8 % on its test split (version 5: 48.9 % and 7.8 %). The shipped model
+    # must keep meeting the target on its own test split.
     assert uncertainty["correct_flagged"] <= 0.1
-    assert uncertainty["errors_flagged"] >= 0.45
+    assert uncertainty["errors_flagged"] >= 0.6
 
 
 def test_images_unlike_any_duct_are_uncertain_out_of_distribution(
