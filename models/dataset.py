@@ -88,7 +88,7 @@ SCENE_STRIDE = 1 << 24
 """Seed ``s``'s k-th replacement scene is ``s + k * SCENE_STRIDE``: even, so the label (seed
 parity) stays, and far above every split's seeds, so no two samples share a scene."""
 MAX_SCENES = 8
-"""Scenes tried for one dirty sample; when none shows enough, the most visible one is kept."""
+"""Scenes tried for one dirty sample; when none shows enough, the one showing most at dirt 1."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -142,18 +142,21 @@ def render_with_mask(
     if domain is None or label != DIRTY:
         image = render_duct(seed, dirt, width, height, nuisance=True, domain=domain)
         return RenderedSample(label, dirt, image, None, seed)
-    tried: list[tuple[float, float, np.ndarray, np.ndarray, int]] = []
+    # Per scene, its last render: at the sample's dirt if that shows, else at dirt 1.
+    last: list[tuple[float, float, np.ndarray, np.ndarray, int]] = []
     for scene in range(seed, seed + max(1, max_scenes) * SCENE_STRIDE, SCENE_STRIDE):
         twin = render_duct(scene, 0.0, width, height, nuisance=True, domain=domain)
         for level in sorted({dirt, 1.0}):
             image = render_duct(scene, level, width, height, nuisance=True, domain=domain)
             changed = _changed(image, twin)
-            tried.append((float(changed.mean()), level, image, changed, scene))
-            if tried[-1][0] >= min_visible_share:
+            shown = float(changed.mean())
+            if shown >= min_visible_share:
                 break
-        if tried[-1][0] >= min_visible_share:
+        last.append((shown, level, image, changed, scene))
+        if shown >= min_visible_share:
             break
-    _share, dirt, image, changed, scene = max(tried, key=lambda t: t[0])
+    # None showed enough: the scene that shows most at dirt 1 (with one scene, the rule before v6)
+    _shown, dirt, image, changed, scene = max(last, key=lambda t: t[0])
     mask = cv2.resize(changed.astype(np.float32), MASK_SIZE[::-1], interpolation=cv2.INTER_AREA)
     return RenderedSample(label, dirt, image, np.asarray(np.round(mask * 255), np.uint8), scene)
 
