@@ -151,7 +151,7 @@ def train(data_dir: Path, checkpoint: Path, config: TrainConfig) -> TrainResult:
     rng = np.random.default_rng(config.seed)
     started = time.monotonic()
     data = scan(data_dir)
-    start_from(config)  # a wrong path ends here, not after the images are loaded
+    source = start_from(config)  # a wrong path ends here, not after the images are loaded
     logger.info("train %s", data.summary())
     size = config.input_size
     train_images, train_labels = load_images(data.split("train"), size, TRAIN_ZOOM)
@@ -168,7 +168,7 @@ def train(data_dir: Path, checkpoint: Path, config: TrainConfig) -> TrainResult:
         time.monotonic() - started,
     )
     model = build_model(config.arch, len(LABELS), config.pool)
-    initialise(model, config, train_images, size)
+    initialise(model, source, config, train_images, size)
     weights = torch.tensor([len(train_labels) / (len(LABELS) * c) for c in counts])
     loss_fn = nn.CrossEntropyLoss(weight=weights)
     plain_loss = nn.CrossEntropyLoss()
@@ -306,12 +306,15 @@ def start_from(config: TrainConfig) -> Path | None:
 
 
 def initialise(
-    model: ResNet, config: TrainConfig, images: Sequence[np.ndarray], size: tuple[int, int]
+    model: ResNet,
+    source: Path | None,
+    config: TrainConfig,
+    images: Sequence[np.ndarray],
+    size: tuple[int, int],
 ) -> None:
-    """Load the starting weights ``config.init_from`` names (nothing: from scratch)."""
+    """Load the starting weights from ``source`` (:func:`start_from`; nothing: from scratch)."""
     from models.warm_start import load_shipped_weights, recalibrate_batchnorm
 
-    source = start_from(config)
     if source is None:
         return
     if source.suffix.lower() != ".onnx":
