@@ -155,7 +155,8 @@ def render_with_mask(
         last.append((shown, level, image, changed, scene))
         if shown >= min_visible_share:
             break
-    # None showed enough: the scene that shows most at dirt 1 (with one scene, the rule before v6)
+    # The scene that showed enough (the last tried), else the one showing most at dirt 1; with
+    # one scene this is the rule sets were made with before v6.
     _shown, dirt, image, changed, scene = max(last, key=lambda t: t[0])
     mask = cv2.resize(changed.astype(np.float32), MASK_SIZE[::-1], interpolation=cv2.INTER_AREA)
     return RenderedSample(label, dirt, image, np.asarray(np.round(mask * 255), np.uint8), scene)
