@@ -3,7 +3,8 @@
 Every figure comes from this one run on this machine, ratios against a baseline measured in the
 same run. Targets (issue 3): int8 >= 1.8x faster than fp32 at one thread; file -> verdict <= 1.25x
 the raw int8 ``session.run``; int8 file <= 0.3x fp32; peak RSS of a process that loads the model
-and classifies <= 150 MB.
+and classifies <= 150 MB. Also the image-quality gate's cost on a decoded frame beside the
+model's on the same frame.
 
 The fp32 model is not committed (only the int8 one ships). Pass ``--fp32`` (the pipeline leaves
 it in build/visual_clean/), or the benchmark rebuilds an fp32 twin from the int8 QDQ graph: the
@@ -23,6 +24,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -34,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 from agent.vision.factory import shipped_model_path  # noqa: E402
 from agent.vision.manifest import load_manifest, manifest_path_for  # noqa: E402
 from agent.vision.onnx_backend import OnnxClassifier, create_session  # noqa: E402
+from agent.vision.quality import assess  # noqa: E402
 from models.dequantize import fp32_twin  # noqa: E402
 
 DEFAULT_FP32 = ROOT / "build" / "visual_clean" / "visual_clean_resnet18_fp32.onnx"
@@ -135,6 +138,17 @@ def main() -> int:
                 raw[("baseline", threads)] = raw_latency(args.baseline, tensor, threads, args.runs)
         classifier = OnnxClassifier(args.int8, threads=1)
         file_ms = median_ms(lambda: classifier.classify_file(snapshot), args.runs)
+        frames = {
+            "640x480": render_duct(424242, 0.7, 640, 480),
+            "1600x1200": cv2.imread(str(snapshot)),
+        }
+        gate_ms = {
+            size: (
+                median_ms(partial(assess, frame), args.runs),
+                median_ms(partial(classifier.classify, frame), args.runs),
+            )
+            for size, frame in frames.items()
+        }
         rss_mb, label = peak_rss_mb(args.int8, snapshot, 1)
         baseline_rss = None if args.baseline is None else peak_rss_mb(args.baseline, snapshot, 1)
         sizes = {"fp32": fp32.stat().st_size, "int8": args.int8.stat().st_size}
@@ -163,6 +177,9 @@ def main() -> int:
                 f" {raw[('int8', threads)]:7.2f}  ratio {ratio:.2f}x"
             )
     print(f"file -> verdict, 2 MP JPEG, int8, 1 thread: {file_ms:.2f} ms")
+    print("image-quality gate on a decoded frame (median ms; the int8 model on the same frame):")
+    for size, (gate, model) in gate_ms.items():
+        print(f"  {size:9s} gate {gate:6.2f}  model {model:6.2f}")
     print(f"model sizes: fp32 {sizes['fp32'] / 1e6:.1f} MB, int8 {sizes['int8'] / 1e6:.1f} MB")
     print(f"peak RSS, process that loads int8 and classifies the JPEG: {rss_mb:.0f} MB ({label})")
     if baseline_rss is not None:

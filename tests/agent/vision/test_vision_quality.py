@@ -44,10 +44,23 @@ def covered(image: np.ndarray) -> np.ndarray:
     return (ghost + np.array([60, 70, 80], np.float32)).astype(np.uint8)
 
 
+def sensor_noise(image: np.ndarray) -> np.ndarray:
+    """A failing sensor or cable: every pixel 90 % independent noise over a ghost of the scene."""
+    noise = np.random.default_rng(int(image.sum()) % 1000).integers(0, 256, image.shape)
+    return (0.9 * noise + 0.1 * image).astype(np.uint8)
+
+
+def grainy(image: np.ndarray) -> np.ndarray:
+    """High-gain grain (sd 40 grey levels): noisy, but still a picture of the duct."""
+    grain = np.random.default_rng(5).normal(0.0, 40.0, image.shape)
+    return np.clip(image + grain, 0, 255).astype(np.uint8)
+
+
 def test_rendered_ducts_are_usable(ducts: list[np.ndarray]) -> None:
     for image in ducts:
         report = assess(image)
         assert report.usable, report
+        assert assess(grainy(image)).usable
     big = render_sample(FRESH_SEED_BASE + 250, width=1600, height=1200)[2]
     assert assess(big).usable
 
@@ -60,6 +73,7 @@ def test_rendered_ducts_are_usable(ducts: list[np.ndarray]) -> None:
         (blurred, "out of focus"),
         (fogged, "lens covered or fogged"),
         (covered, "lens covered or fogged"),
+        (sensor_noise, "pixel noise"),
     ],
 )
 def test_degraded_ducts_are_unusable_with_the_reason(
