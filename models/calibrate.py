@@ -34,6 +34,7 @@ from agent.vision.calibration import (
     DEFAULT_OOD_DIMS,
     DEFAULT_OOD_QUANTILE,
     FEATURES_OUTPUT,
+    OOD_METHOD,
     Calibration,
     Floats,
     fit_calibration,
@@ -50,7 +51,7 @@ from agent.vision.manifest import (
     write_manifest,
 )
 from agent.vision.onnx_backend import OnnxClassifier
-from agent.vision.ood import OodDetector, fit_ood
+from agent.vision.ood import OOD_METHODS, OodDetector, fit_ood
 from agent.vision.reliability_plot import write_reliability_diagram
 from models.folders import Sample, list_samples, resolve_splits
 
@@ -104,6 +105,7 @@ def calibrate(
     max_correct_flagged: float = DEFAULT_CORRECT_FLAGGED,
     ood_dims: int = DEFAULT_OOD_DIMS,
     ood_quantile: float = DEFAULT_OOD_QUANTILE,
+    ood_method: str = OOD_METHOD,
     diagram: Path | None = None,
     threads: int = 2,
     data_command: str = "",
@@ -126,7 +128,14 @@ def calibrate(
         threshold=stripped.decision_threshold,
         max_correct_flagged=max_correct_flagged,
     )
-    ood = fit_ood(train_features, y_train, val_features, dims=ood_dims, quantile=ood_quantile)
+    ood = fit_ood(
+        train_features,
+        y_train,
+        val_features,
+        dims=ood_dims,
+        quantile=ood_quantile,
+        method=ood_method,
+    )
     metrics = dict(stripped.metrics)
     metrics["uncertainty"] = measure(calibration, ood, test_logits, test_features, y_test)
     if data_command:
@@ -201,6 +210,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--ood-dims", type=int, default=DEFAULT_OOD_DIMS)
     parser.add_argument("--ood-quantile", type=float, default=DEFAULT_OOD_QUANTILE)
     parser.add_argument(
+        "--ood-method", choices=sorted(OOD_METHODS), default=OOD_METHOD, help="default %(default)s"
+    )
+    parser.add_argument(
         "--data-command", default="", help="the command that made DATA (kept in the manifest)"
     )
     parser.add_argument("--measure", metavar="SPLIT", help="only measure on this split")
@@ -218,6 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_correct_flagged=args.band_budget,
             ood_dims=args.ood_dims,
             ood_quantile=args.ood_quantile,
+            ood_method=args.ood_method,
             diagram=args.diagram,
             data_command=args.data_command,
         )

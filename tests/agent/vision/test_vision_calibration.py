@@ -25,7 +25,13 @@ from agent.vision.calibration import (
     softmax,
     uncertainty_report,
 )
-from agent.vision.ood import OodDetector, fit_ood
+from agent.vision.ood import (
+    OOD_METHODS,
+    OodDetector,
+    fit_ood,
+    fit_ood_statistics,
+    signed_sqrt,
+)
 from agent.vision.reliability_plot import write_reliability_diagram
 
 
@@ -150,7 +156,9 @@ def feature_clusters(
 def test_ood_threshold_keeps_the_quantile_of_in_distribution_images() -> None:
     train, train_labels = feature_clusters(600, 64, seed=10)
     val, _ = feature_clusters(400, 64, seed=11)
-    detector = fit_ood(train, train_labels, val, dims=8, quantile=0.95)
+    # Gaussian clusters: the plain distance is the model they fit (the square root is for
+    # pooled ReLU features, tested on the shipped model in test_vision_outcomes.py)
+    detector = fit_ood(train, train_labels, val, dims=8, quantile=0.95, method="ppca-mahalanobis")
     fresh, _ = feature_clusters(2000, 64, seed=12)
     flagged = detector.is_out(fresh).mean()
     assert 0.02 < flagged < 0.09
@@ -170,6 +178,28 @@ def test_ood_detector_round_trips_and_scores_identically() -> None:
     broken = detector.to_dict() | {"eigenvalues": encode_array(np.ones(3))}
     with pytest.raises(ValueError, match="do not fit"):
         OodDetector.from_dict(broken)
+
+
+def test_sqrt_method_is_the_plain_distance_on_square_rooted_features() -> None:
+    train, labels = feature_clusters(300, 32, seed=22)
+    probe, _ = feature_clusters(40, 32, seed=23, shift=0.3)
+    rooted = fit_ood_statistics(train, labels, dims=6, method="ppca-mahalanobis-sqrt")
+    plain = fit_ood_statistics(signed_sqrt(train), labels, dims=6, method="ppca-mahalanobis")
+    assert np.allclose(rooted.score(probe), plain.score(signed_sqrt(probe)))
+    assert not np.allclose(rooted.score(probe), plain.score(probe))
+    assert signed_sqrt(np.array([-4.0, 0.0, 9.0])).tolist() == [-2.0, 0.0, 3.0]
+
+
+def test_manifest_ood_method_is_kept_and_an_unknown_one_refused_by_name() -> None:
+    train, labels = feature_clusters(200, 16, seed=24)
+    for method in OOD_METHODS:
+        detector = fit_ood(train, labels, train, dims=4, method=method)
+        again = OodDetector.from_dict(json.loads(json.dumps(detector.to_dict())))
+        assert again.method == method
+        assert np.allclose(again.score(train[:5]), detector.score(train[:5]), rtol=1e-4)
+    future = detector.to_dict() | {"method": "ppca-mahalanobis-cuberoot"}
+    with pytest.raises(ValueError, match=r"unknown OOD method 'ppca-mahalanobis-cuberoot'.*update"):
+        OodDetector.from_dict(future)
 
 
 def test_ood_needs_both_classes() -> None:

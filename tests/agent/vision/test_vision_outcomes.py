@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
@@ -15,6 +14,7 @@ from agent.vision.calibration import FEATURES_OUTPUT, softmax
 from agent.vision.manifest import load_manifest, manifest_path_for, sha256_file
 from agent.vision.onnx_backend import OnnxClassifier
 from agent.vision.preprocess import to_model_input
+from models import foreign
 from models.dataset import FRESH_SEED_BASE, render_sample
 from tests.support.vision_models import edit_manifest
 
@@ -34,8 +34,8 @@ def test_shipped_manifest_carries_calibration_and_ood(shipped: OnnxClassifier) -
     # T = 0.94: 0.0159 -> 0.0204). What must hold is that the calibrated probabilities match the
     # observed frequencies on the 1000 test images.
     assert uncertainty["ece_calibrated"] <= 0.03
-    # issue 9 asks for >= 60 % of the errors flagged and <= 10 % of the right verdicts; version 6
-    # flags 77.8 % and 8.8 % on its test split (version 5: 48.9 % and 7.8 %). The shipped model
+    # issue 9 asks for >= 60 % of the errors flagged and <= 10 % of the right verdicts; version 7
+    # flags 81.5 % and 7.6 % on its test split (version 5: 48.9 % and 7.8 %). The shipped model
     # must keep meeting the target on its own test split.
     assert uncertainty["correct_flagged"] <= 0.1
     assert uncertainty["errors_flagged"] >= 0.6
@@ -44,10 +44,11 @@ def test_shipped_manifest_carries_calibration_and_ood(shipped: OnnxClassifier) -
 def test_images_unlike_any_duct_are_uncertain_out_of_distribution(
     shipped: OnnxClassifier,
 ) -> None:
-    board = ((np.indices((480, 640)).sum(axis=0) // 40) % 2 * 200 + 30).astype(np.uint8)
-    hsv = cv2.cvtColor(duct(), cv2.COLOR_BGR2HSV)
-    hue_shifted = cv2.cvtColor(hsv + np.array([60, 120, 0], np.uint8), cv2.COLOR_HSV2BGR)
-    for image in (cv2.cvtColor(board, cv2.COLOR_GRAY2BGR), hue_shifted):
+    # Version 7 scores these 3.4x, 3.5x and 1.8x its threshold (`python -m models.foreign`); a
+    # hue-turned duct can sit within 1 % of it (seed + 31: 1.01x), too close to pin here when
+    # int8 kernels differ between CPUs.
+    hue_turned = foreign.hue_turned(foreign.duct(71))
+    for image in (foreign.checkerboard(40), foreign.stripes(), hue_turned):
         verdict = shipped.classify(image)
         assert verdict.label == "uncertain"
         assert verdict.reason.startswith("out of distribution")
@@ -84,8 +85,7 @@ def test_calibrated_probability_is_the_tempered_softmax(shipped: OnnxClassifier)
 def test_old_style_manifest_decides_clean_or_dirty_on_the_raw_softmax(model_copy: Path) -> None:
     edit_manifest(model_copy, calibration=None, ood=None)
     classifier = OnnxClassifier(model_copy, threads=1)
-    board = ((np.indices((480, 640)).sum(axis=0) // 40) % 2 * 200 + 30).astype(np.uint8)
-    for image in (duct(), cv2.cvtColor(board, cv2.COLOR_GRAY2BGR)):
+    for image in (duct(), foreign.checkerboard(40)):
         verdict = classifier.classify(image)
         assert verdict.label in LABELS and verdict.reason == ""
         m = classifier.manifest
