@@ -109,8 +109,8 @@ class VisionConfig(Section):
     )
     quality_gate: bool = setting(
         True,
-        "check each picture before any model: too dark, over-exposed, lens covered or fogged,"
-        " out of focus give the verdict unusable",
+        "check each picture before any model: too dark, over-exposed, pixel noise (a sensor or"
+        " cable fault), lens covered or fogged, out of focus give the verdict unusable",
     )
     rekognition: RekognitionSettings = setting(
         default_factory=RekognitionSettings, description="[vision.rekognition]"
