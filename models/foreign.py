@@ -4,8 +4,9 @@ The out-of-distribution score (:mod:`agent.vision.ood`) is the net for pictures 
 duct should send: a test card held up to the lens, a label, a colour-broken frame. This tool
 draws a fixed, seeded set of such pictures and runs each through the board's own path (the
 image-quality gate, then the classifier with its manifest), so a retrained or recalibrated model
-can be checked for the net before it ships. Per picture: the quality gate's verdict, the OOD
-score and its ratio to the manifest's threshold, the calibrated p(dirty) and the outcome.
+can be checked for the net before it ships. Per picture: the outcome, the OOD score's ratio to
+the manifest's threshold and the calibrated p(dirty). The model looks at a picture the gate stops
+too (the board would not ask it), so the table shows what it would have said.
 
 Three groups: ``pattern`` (checkerboards, stripes, printed text, coloured blobs, a plant-room
 scene of rectangles, a colour gradient, uniform noise), ``recoloured`` (rendered ducts with the
@@ -27,7 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from agent.vision import UNCERTAIN
+from agent.vision import UNCERTAIN, UNUSABLE
 from agent.vision.onnx_backend import OnnxClassifier
 from agent.vision.quality import assess
 from models.cli import run
@@ -170,13 +171,12 @@ def check(classifier: OnnxClassifier, names: Sequence[str] | None = None) -> lis
         verdict = classifier.classify(image)
         score = verdict.extra.get("ood_score")
         ratio = float(score) / ood.threshold if ood is not None and score is not None else None
-        outcome = verdict.label if quality.usable else "unusable"
         results.append(
             ForeignResult(
                 name=name,
                 group=group,
-                outcome=outcome,
-                out_of_distribution="out of distribution" in verdict.reason,
+                outcome=verdict.label if quality.usable else UNUSABLE,
+                out_of_distribution=ratio is not None and ratio > 1.0,
                 ood_ratio=None if ratio is None else round(ratio, 3),
                 p_dirty=verdict.dirty_probability,
                 reason=quality.problem or verdict.reason,
@@ -191,7 +191,7 @@ def summary(results: Sequence[ForeignResult]) -> dict[str, dict[str, int]]:
     for r in results:
         g = groups.setdefault(r.group, {"pictures": 0, "not_decided": 0, "out_of_distribution": 0})
         g["pictures"] += 1
-        g["not_decided"] += r.outcome in (UNCERTAIN, "unusable")
+        g["not_decided"] += r.outcome in (UNCERTAIN, UNUSABLE)
         g["out_of_distribution"] += r.out_of_distribution
     return groups
 
