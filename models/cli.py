@@ -24,6 +24,9 @@ def run(main: Callable[[], int], prog: str) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
+    except BrokenPipeError:  # `python -m models.foreign ... | head`: the reader left, as remotair
+        sys.stderr.close()
+        return int(ExitCode.OK)
     except Exception as exc:
         if os.environ.get(DEBUG_VARIABLE):
             raise

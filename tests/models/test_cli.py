@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -121,3 +124,22 @@ def test_a_missing_start_checkpoint_is_one_line_before_any_image_is_loaded(
     line = one_line_error(capsys)
     assert str(missing) in line and "--init-from" in line and "unexpected" not in line
     assert not loaded
+
+
+def test_a_reader_that_leaves_early_is_not_an_error() -> None:
+    """`python -m models.foreign MODEL | head -1`: the pipe closes under the tool (as remotair)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has left before the first line
+    try:
+        done = subprocess.run(
+            [sys.executable, "-u", "-m", "models.foreign", str(shipped_model_path())],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == 0
+    assert "error" not in done.stderr.lower()
