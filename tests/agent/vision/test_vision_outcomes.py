@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from agent.vision import LABELS, ModelError
@@ -17,10 +16,6 @@ from agent.vision.preprocess import to_model_input
 from models import foreign
 from models.dataset import FRESH_SEED_BASE, render_sample
 from tests.support.vision_models import edit_manifest
-
-
-def duct(seed: int = FRESH_SEED_BASE + 31) -> np.ndarray:
-    return render_sample(seed, width=640, height=480)[2]
 
 
 def test_shipped_manifest_carries_calibration_and_ood(shipped: OnnxClassifier) -> None:
@@ -67,13 +62,13 @@ def test_ordinary_duct_is_decided_with_its_ood_score(shipped: OnnxClassifier) ->
 def test_probability_inside_the_band_is_uncertain(model_copy: Path) -> None:
     data = json.loads(manifest_path_for(model_copy).read_text())
     edit_manifest(model_copy, calibration=data["calibration"] | {"uncertain_band": [0.0, 1.0]})
-    verdict = OnnxClassifier(model_copy, threads=1).classify(duct())
+    verdict = OnnxClassifier(model_copy, threads=1).classify(foreign.duct(31))
     assert verdict.label == "uncertain"
     assert "inside the uncertain band [0.000, 1.000]" in verdict.reason
 
 
 def test_calibrated_probability_is_the_tempered_softmax(shipped: OnnxClassifier) -> None:
-    image = duct()
+    image = foreign.duct(31)
     manifest = shipped.manifest
     tensor = to_model_input(image, manifest.input_size, manifest.mean, manifest.std)
     logits, features = shipped.outputs(tensor)
@@ -85,7 +80,7 @@ def test_calibrated_probability_is_the_tempered_softmax(shipped: OnnxClassifier)
 def test_old_style_manifest_decides_clean_or_dirty_on_the_raw_softmax(model_copy: Path) -> None:
     edit_manifest(model_copy, calibration=None, ood=None)
     classifier = OnnxClassifier(model_copy, threads=1)
-    for image in (duct(), foreign.checkerboard(40)):
+    for image in (foreign.duct(31), foreign.checkerboard(40)):
         verdict = classifier.classify(image)
         assert verdict.label in LABELS and verdict.reason == ""
         m = classifier.manifest
@@ -110,10 +105,10 @@ def test_one_output_model_still_works_without_calibration(model_copy: Path) -> N
     with pytest.raises(ModelError, match="no 'features' output"):
         OnnxClassifier(model_copy, threads=1)
     edit_manifest(model_copy, ood=None)
-    verdict = OnnxClassifier(model_copy, threads=1).classify(duct())
+    verdict = OnnxClassifier(model_copy, threads=1).classify(foreign.duct(31))
     assert verdict.label in (*LABELS, "uncertain")  # calibration still applies to the logits
     edit_manifest(model_copy, calibration=None)
-    assert OnnxClassifier(model_copy, threads=1).classify(duct()).label in LABELS
+    assert OnnxClassifier(model_copy, threads=1).classify(foreign.duct(31)).label in LABELS
 
 
 def test_broken_ood_part_is_refused_naming_it(model_copy: Path) -> None:
