@@ -8,7 +8,8 @@ held-out set rendered with that family only (``python -m models.dataset DIR --in
 The runs are smaller than a shipped model's so that a whole matrix fits a 2-core CPU: each starts
 from the same warm-started network (``--init-from``: a model that never saw the randomised
 renderer), fine-tunes every layer as models.train does (camera augmentations unless
-``--no-augment``; the deposit-map loss where the set has masks; ``--pool``; ``--bf16``) on a
+``--no-augment``; the deposit-map loss where the set has masks; ``--pool``; ``--bf16``;
+``--synthetic-dirt``) on a
 balanced subset of ``--train-images`` images less those that show the held-out families, at
 ``--input-size`` (default 72 x 96, a quarter of the shipped model's pixels), for ``--epochs``
 epochs. ``--families dust+galvanised rust`` runs one model per entry, holding out every family of
@@ -40,14 +41,21 @@ from torch import nn
 from agent.vision import LABELS
 from agent.vision.calibration import fit_calibration, softmax, uncertainty_report
 from agent.vision.ood import fit_ood
-from models.batches import TRAIN_ZOOM, batch_loss, image_batch, load_images, training_views
+from models.batches import (
+    TRAIN_ZOOM,
+    batch_loss,
+    class_weights,
+    image_batch,
+    load_images,
+    training_views,
+)
 from models.cli import run as run_tool
 from models.dataset import LOOKS_FILE
 from models.deposit_maps import DepositHead, training_masks
 from models.folders import Sample, list_samples, resolve_splits
 from models.frozen_stem import one_cycle
 from models.resnet import POOLS, Pool, ResNet, build_model
-from models.train import parse_size
+from models.train import parse_size, share
 from models.warm_start import load_shipped_weights, recalibrate_batchnorm
 
 logger = logging.getLogger(__name__)
@@ -69,17 +77,16 @@ def fine_tune(
     masks: Sequence[np.ndarray | None] | None = None,
     bf16: bool = False,
     augment: bool = True,
+    synthetic_dirt: float = 0.0,
 ) -> ResNet:
     """Every layer of a copy of ``base`` trained on ``images`` as models.train does (camera
     augmentations unless ``augment`` is off; with ``masks``, the deposit-map loss of
-    :mod:`models.deposit_maps`)."""
+    :mod:`models.deposit_maps`; ``synthetic_dirt`` as models.train's)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = copy.deepcopy(base)
     head = DepositHead() if masks is not None else None
-    counts = np.bincount(labels, minlength=len(LABELS))
-    weights = torch.tensor([len(labels) / (len(LABELS) * max(1, int(c))) for c in counts])
-    loss_fn = nn.CrossEntropyLoss(weight=weights.float())
+    loss_fn = nn.CrossEntropyLoss(weight=class_weights(labels, synthetic_dirt))
     trained = nn.ModuleList([model] if head is None else [model, head])
     step = one_cycle(
         trained,
@@ -96,9 +103,10 @@ def fine_tune(
             indices = order[start : start + batch_size]
             if len(indices) < 2:
                 continue
-            views = training_views(images, masks, indices, size, rng, augment)
-            target = torch.from_numpy(labels[indices])
-            step(batch_loss(model, head, views, target, loss_fn, bf16)[0])
+            views = training_views(
+                images, masks, indices, size, rng, augment, labels, synthetic_dirt
+            )
+            step(batch_loss(model, head, views, loss_fn, bf16)[0])
     return model.eval()
 
 
@@ -169,6 +177,7 @@ def run(
     size: tuple[int, int] = SIZE,
     bf16: bool = False,
     augment: bool = True,
+    synthetic_dirt: float = 0.0,
     pool: Pool = "avg",
     baseline: bool = True,
 ) -> dict[str, Any]:
@@ -215,6 +224,7 @@ def run(
             masks=None if train_masks is None else [train_masks[i] for i in keep],
             bf16=bf16,
             augment=augment,
+            synthetic_dirt=synthetic_dirt,
         )
         train_out = (*outputs(model, images, size), train_labels[keep])
         val_out = (*outputs(model, [val_images[i] for i in keep_val], size), val_labels[keep_val])
@@ -239,6 +249,7 @@ def run(
         "recipe": "every layer fine-tuned from the warm start"
         + (", camera augmentations" if augment else ", crop/flip/brightness only")
         + (", deposit maps" if train_masks is not None else "")
+        + (f", synthetic dirt on {synthetic_dirt:.0%} of clean views" if synthetic_dirt else "")
         + f", {pool} pooling"
         + (", bfloat16" if bf16 else ""),
         "input_size": list(size),
@@ -320,6 +331,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--no-augment", dest="augment", action="store_false", help="as models.train --no-augment"
     )
     parser.add_argument(
+        "--synthetic-dirt",
+        type=share,
+        default=0.0,
+        metavar="SHARE",
+        help="as models.train --synthetic-dirt",
+    )
+    parser.add_argument(
         "--no-baseline",
         dest="baseline",
         action="store_false",
@@ -364,6 +382,7 @@ def _main(args: argparse.Namespace, groups: list[tuple[str, ...]]) -> int:
         heldout_images_wanted=args.heldout_images,
         bf16=args.bf16,
         augment=args.augment,
+        synthetic_dirt=args.synthetic_dirt,
         pool=args.pool,
         baseline=args.baseline,
     )

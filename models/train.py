@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from agent.errors import ExitCode, RemotairError
 from agent.vision import LABELS, ModelError
 from agent.vision.factory import shipped_model_path
 from models.batches import (
@@ -39,6 +40,7 @@ from models.batches import (
     IMAGENET_STD,
     TRAIN_ZOOM,
     batch_loss,
+    class_weights,
     image_batch,
     load_images,
     training_views,
@@ -69,6 +71,12 @@ logger = logging.getLogger(__name__)
 SHIPPED = "shipped"
 
 
+class TrainOptionsError(RemotairError):
+    """Training options that cannot go together."""
+
+    exit_code = ExitCode.USAGE
+
+
 @dataclass(frozen=True, slots=True)
 class TrainConfig:
     arch: Architecture = "resnet18"
@@ -87,6 +95,9 @@ class TrainConfig:
     """Stop after this many optimiser steps in total (0: no limit). For smoke tests."""
     augment: bool = True
     """Camera augmentations (colour, blur, erasing, perspective, JPEG) on top of crop and flip."""
+    synthetic_dirt: float = 0.0
+    """Share of clean training views painted with a synthetic deposit and trained as dirty
+    (models.synthetic_dirt); 0 keeps the random stream of runs made before it existed."""
     freeze_stem: bool = False
     """Train only ``layer4`` and the head on cached ``layer3`` maps (see models.frozen_stem)."""
     views: int = 1
@@ -99,6 +110,13 @@ class TrainConfig:
     init_from: str = SHIPPED
     """:data:`SHIPPED` (the committed model), ``""`` (from scratch), an exported ``.onnx``
     model, or a torchvision-format state dict."""
+
+    def __post_init__(self) -> None:
+        if self.freeze_stem and self.synthetic_dirt:
+            # The frozen stem caches its views once: a painted view would repeat every epoch.
+            raise TrainOptionsError(
+                "--synthetic-dirt trains the whole network: leave out --freeze-stem"
+            )
 
 
 @dataclass(slots=True)
@@ -169,8 +187,7 @@ def train(data_dir: Path, checkpoint: Path, config: TrainConfig) -> TrainResult:
     )
     model = build_model(config.arch, len(LABELS), config.pool)
     initialise(model, source, config, train_images, size)
-    weights = torch.tensor([len(train_labels) / (len(LABELS) * c) for c in counts])
-    loss_fn = nn.CrossEntropyLoss(weight=weights)
+    loss_fn = nn.CrossEntropyLoss(weight=class_weights(train_labels, config.synthetic_dirt))
     plain_loss = nn.CrossEntropyLoss()
     use_maps = train_masks is not None and config.deposit_maps and config.arch == "resnet18"
     deposit_head = DepositHead() if use_maps else None
@@ -215,18 +232,18 @@ def train(data_dir: Path, checkpoint: Path, config: TrainConfig) -> TrainResult:
                 indices = order[start : start + config.batch_size]
                 if len(indices) < 2:  # BatchNorm needs more than one sample
                     continue
-                inputs, maps, known = training_views(
+                views = training_views(
                     train_images,
                     train_masks if deposit_head is not None else None,
                     indices,
                     size,
                     rng,
                     config.augment,
+                    train_labels,
+                    config.synthetic_dirt,
                 )
-                target = torch.from_numpy(train_labels[indices])
-                loss, logits = batch_loss(
-                    model, deposit_head, (inputs, maps, known), target, loss_fn, config.bf16
-                )
+                target = views.targets
+                loss, logits = batch_loss(model, deposit_head, views, loss_fn, config.bf16)
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()  # type: ignore[no-untyped-call]
                 optimiser.step()
@@ -430,6 +447,14 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         help="only crop, flip and brightness jitter (no blur, erasing, perspective, JPEG)",
     )
+    parser.add_argument(
+        "--synthetic-dirt",
+        type=share,
+        default=defaults.synthetic_dirt,
+        metavar="SHARE",
+        help="share of clean training views painted with a deposit of no renderer family and "
+        "trained as dirty (models.synthetic_dirt); default %(default)s",
+    )
     start = parser.add_mutually_exclusive_group()
     start.add_argument(
         "--init-from",
@@ -461,6 +486,17 @@ def parse_size(text: str) -> tuple[int, int]:
     return values[0], values[1]
 
 
+def share(text: str) -> float:
+    """``"0.3"`` -> 0.3, a share from 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a share from 0 to 1, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a share from 0 to 1, got {text!r}")
+    return value
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         arch=args.arch,
@@ -476,6 +512,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         max_steps=args.max_steps,
         init_from=args.init_from,
         augment=args.augment,
+        synthetic_dirt=args.synthetic_dirt,
         freeze_stem=args.freeze_stem,
         views=args.views,
         bf16=args.bf16,

@@ -126,6 +126,25 @@ def test_a_missing_start_checkpoint_is_one_line_before_any_image_is_loaded(
     assert not loaded
 
 
+@pytest.mark.parametrize("value", ["1.5", "-0.1", "some"])
+def test_a_synthetic_dirt_share_outside_0_to_1_is_refused_by_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    with pytest.raises(SystemExit):
+        train.main([str(tmp_path), "--out", str(tmp_path / "x.pt"), "--synthetic-dirt", value])
+    assert "--synthetic-dirt" in capsys.readouterr().err
+
+
+def test_synthetic_dirt_with_a_frozen_stem_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_label_folders(tmp_path / "field", 12, 12)
+    argv = [str(tmp_path / "field"), "--out", str(tmp_path / "x.pt"), "--freeze-stem"]
+    assert train.main([*argv, "--synthetic-dirt", "0.3"]) != 0
+    line = one_line_error(capsys)
+    assert "--synthetic-dirt" in line and "--freeze-stem" in line
+
+
 def test_a_reader_that_leaves_early_is_not_an_error() -> None:
     """`python -m models.foreign MODEL | head -1`: the pipe closes under the tool (as remotair)."""
     read_end, write_end = os.pipe()

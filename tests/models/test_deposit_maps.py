@@ -122,7 +122,9 @@ def test_the_map_follows_the_image_through_crop_and_flip() -> None:
     mask[20:60, 10:60] = 255
     rng = np.random.default_rng(7)
     for _ in range(12):
-        inputs, maps, known = training_views([image], [mask], np.array([0]), (144, 192), rng)
+        inputs, maps, known, _labels = training_views(
+            [image], [mask], np.array([0]), (144, 192), rng
+        )
         assert maps is not None and known is not None and bool(known[0])
         brightness = inputs[0].mean(0).numpy()
         grid = brightness.reshape(9, 16, 12, 16).mean(axis=(1, 3))

@@ -29,8 +29,8 @@ def test_shipped_manifest_carries_calibration_and_ood(shipped: OnnxClassifier) -
     # T = 0.94: 0.0159 -> 0.0204). What must hold is that the calibrated probabilities match the
     # observed frequencies on the 1000 test images.
     assert uncertainty["ece_calibrated"] <= 0.03
-    # issue 9 asks for >= 60 % of the errors flagged and <= 10 % of the right verdicts; version 7
-    # flags 81.5 % and 7.6 % on its test split (version 5: 48.9 % and 7.8 %). The shipped model
+    # issue 9 asks for >= 60 % of the errors flagged and <= 10 % of the right verdicts; version 8
+    # flags 85.7 % and 8.7 % on its test split (version 5: 48.9 % and 7.8 %). The shipped model
     # must keep meeting the target on its own test split.
     assert uncertainty["correct_flagged"] <= 0.1
     assert uncertainty["errors_flagged"] >= 0.6
@@ -39,14 +39,14 @@ def test_shipped_manifest_carries_calibration_and_ood(shipped: OnnxClassifier) -
 def test_images_unlike_any_duct_are_uncertain_out_of_distribution(
     shipped: OnnxClassifier,
 ) -> None:
-    # Version 7 scores these 3.4x, 3.5x and 1.8x its threshold (`python -m models.foreign`); a
-    # hue-turned duct can sit within 1 % of it (seed + 31: 1.01x), too close to pin here when
+    # Version 8 scores these 3.5x, 4.0x and 1.75x its threshold (`python -m models.foreign`); a
+    # hue-turned duct can sit within 1 % of it (seed + 31: 0.99x), too close to pin here when
     # int8 kernels differ between CPUs.
     hue_turned = foreign.hue_turned(foreign.duct(71))
     for image in (foreign.checkerboard(40), foreign.stripes(), hue_turned):
         verdict = shipped.classify(image)
         assert verdict.label == "uncertain"
-        assert verdict.reason.startswith("out of distribution")
+        assert "out of distribution: feature distance" in verdict.reason  # maybe the band too
         assert verdict.extra["ood_score"] > shipped.manifest.ood.threshold  # type: ignore[union-attr]
         assert verdict.extra["leaning"] in LABELS
 
