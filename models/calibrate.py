@@ -182,6 +182,21 @@ def measure(
     }
 
 
+def manifest_verdicts(
+    manifest: ModelManifest, logits: Floats, features: Floats, labels: np.ndarray
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Calibrated p(dirty) of each image and the uncertain verdict's report on them, by the
+    manifest's own policy; a manifest without calibration decides on the raw softmax, no band."""
+    if manifest.calibration is not None and manifest.ood is not None:
+        p_dirty = manifest.calibration.p_dirty(logits)
+        band = manifest.calibration.uncertain_band
+        ood: np.ndarray | None = manifest.ood.is_out(features)
+    else:
+        p_dirty, band, ood = softmax(logits)[:, 1], (0.5, 0.5), None
+    report = uncertainty_report(p_dirty, labels, band=band, out_of_distribution=ood)
+    return p_dirty, report
+
+
 def measure_split(model: Path, data: Path, split: str, *, threads: int = 2) -> dict[str, Any]:
     """The uncertainty figures of a calibrated model on one split of a data set."""
     folder = data / split

@@ -30,9 +30,9 @@ import cv2
 import numpy as np
 
 from agent.vision import CLEAN, DIRTY, LABELS, ModelError
-from agent.vision.calibration import softmax, uncertainty_report
 from agent.vision.onnx_backend import OnnxClassifier
 from agent.vision.preprocess import to_model_input
+from models.calibrate import manifest_verdicts
 from models.cli import run
 
 SEED_BASE = 3_000_000
@@ -165,11 +165,7 @@ def measure(model: Path, ducts: int, threads: int = 2) -> dict[str, Any]:
         classifier.close()
     logits = np.stack([r[0] for r in rows]).astype(np.float64)
     features = np.stack([r[1] for r in rows]).astype(np.float64)
-    if manifest.calibration is not None and manifest.ood is not None:
-        p_dirty = manifest.calibration.p_dirty(logits)
-        band, ood = manifest.calibration.uncertain_band, manifest.ood.is_out(features)
-    else:
-        p_dirty, band, ood = softmax(logits)[:, 1], (0.5, 0.5), None
+    p_dirty, report = manifest_verdicts(manifest, logits, features, labels)
     called_dirty = p_dirty >= 0.5
     dirty = labels == LABELS.index(DIRTY)
     per_kind = {
@@ -184,7 +180,7 @@ def measure(model: Path, ducts: int, threads: int = 2) -> dict[str, Any]:
         "median_p_dirty_of_missed": round(float(np.median(p_dirty[dirty & ~called_dirty])), 4)
         if bool((dirty & ~called_dirty).any())
         else None,
-        **uncertainty_report(p_dirty, labels, band=band, out_of_distribution=ood),
+        **report,
     }
 
 

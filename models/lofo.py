@@ -272,6 +272,7 @@ def measure_model(
     the uncertain verdict of its own manifest (not a leave-one-out run: a reference row)."""
     from agent.vision.features import model_outputs
     from agent.vision.onnx_backend import OnnxClassifier
+    from models.calibrate import manifest_verdicts
 
     classifier = OnnxClassifier(model, threads=threads)
     manifest = classifier.manifest
@@ -282,13 +283,7 @@ def measure_model(
             out = model_outputs(classifier, [s.path for s in samples])
             logits, features = out.logits, out.features
             labels = np.asarray([s.label for s in samples])
-            if manifest.calibration is not None and manifest.ood is not None:
-                p_dirty = manifest.calibration.p_dirty(logits)
-                band = manifest.calibration.uncertain_band
-                ood = manifest.ood.is_out(features)
-            else:
-                p_dirty, band, ood = softmax(logits)[:, 1], (0.5, 0.5), None
-            rows[name] = uncertainty_report(p_dirty, labels, band=band, out_of_distribution=ood)
+            rows[name] = manifest_verdicts(manifest, logits, features, labels)[1]
             print(f"{name}: {json.dumps(rows[name])}", flush=True)
     finally:
         classifier.close()

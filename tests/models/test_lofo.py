@@ -6,10 +6,14 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
+from agent.vision import LABELS, UNCERTAIN
+from agent.vision.onnx_backend import OnnxClassifier
 from hil.render_domain import MATERIALS, Domain
 from models import lofo
 from models.dataset import LOOKS_FILE, generate
-from models.folders import resolve_splits
+from models.folders import list_samples, resolve_splits
 
 
 def test_lofo_leaves_the_family_out_of_training_and_tests_on_it(tmp_path: Path) -> None:
@@ -55,3 +59,32 @@ def test_lofo_leaves_the_family_out_of_training_and_tests_on_it(tmp_path: Path) 
     group = runs[f"rust+{other}"]
     assert group["train_images"] == len(train) - with_either < len(train) - with_rust
     assert set(group["results"]) == {"rust", other}
+
+
+def test_measuring_a_shipped_model_applies_its_manifest_as_the_runtime_does(tmp_path: Path) -> None:
+    generate(
+        tmp_path / "heldout" / "rust",
+        {"test": 12},
+        width=320,
+        height=240,
+        render_width=320,
+        render_height=240,
+        domain=Domain.of(include=["rust"]),
+        seed_offset=5_100_000,
+    )
+    model = Path("models/visual_clean_resnet18_int8.onnx")
+    report = lofo.measure_model(model, tmp_path / "heldout", ["rust"], images=12, threads=1)
+    row = report["results"]["rust"]
+    classifier = OnnxClassifier(model, threads=1)
+    samples = list_samples(tmp_path / "heldout" / "rust" / "test")
+    verdicts = [classifier.classify_file(s.path) for s in samples]
+    classifier.close()
+    assert row["images"] == len(samples) == 12
+    assert row["decided"] == sum(v.label != UNCERTAIN for v in verdicts)
+    assert row["decided"] < row["images"]  # one is uncertain: the band is exercised too
+    right = sum(
+        LABELS.index(v.label) == s.label
+        for v, s in zip(verdicts, samples, strict=True)
+        if v.label in LABELS
+    )
+    assert row["accuracy_decided"] == pytest.approx(right / max(1, row["decided"]), abs=1e-4)
