@@ -55,7 +55,7 @@ from models.deposit_maps import DepositHead, training_masks
 from models.folders import Sample, list_samples, resolve_splits
 from models.frozen_stem import one_cycle
 from models.resnet import POOLS, Pool, ResNet, build_model
-from models.train import parse_size, share
+from models.train_options import parse_size, share
 from models.warm_start import load_shipped_weights, recalibrate_batchnorm
 
 logger = logging.getLogger(__name__)

@@ -28,7 +28,8 @@ from models.evaluate import agreement, evaluate
 from models.export import export, load_checkpoint
 from models.folders import SPLITS, scan
 from models.quantize import FORMATS, METHODS, quantize
-from models.train import add_train_arguments, config_from_args, train
+from models.train import train
+from models.train_options import add_train_arguments, config_from_args
 
 logger = logging.getLogger(__name__)
 

@@ -27,7 +27,8 @@ from models.dataset import generate
 from models.evaluate import evaluate
 from models.export import export
 from models.folders import list_samples
-from models.train import add_train_arguments, config_from_args, train
+from models.train import train
+from models.train_options import add_train_arguments, config_from_args
 
 logger = logging.getLogger(__name__)
 

@@ -109,7 +109,8 @@ def test_pipeline_runs_every_stage_and_writes_a_consistent_manifest(
 
 def test_train_refuses_a_set_without_a_label_folder(tmp_path: Path) -> None:
     from models.folders import DatasetError
-    from models.train import TrainConfig, train
+    from models.train import train
+    from models.train_options import TrainConfig
 
     (tmp_path / "clean").mkdir()
     with pytest.raises(DatasetError, match="dirty"):

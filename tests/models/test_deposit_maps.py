@@ -34,7 +34,8 @@ from models.deposit_maps import (
     training_masks,
 )
 from models.folders import Sample, list_samples
-from models.train import TrainConfig, train
+from models.train import train
+from models.train_options import TrainConfig
 
 SEEDS = range(FRESH_SEED_BASE + 500, FRESH_SEED_BASE + 530)
 

@@ -65,7 +65,8 @@ def test_frozen_stem_training_writes_a_checkpoint_that_exports(
     tmp_path: Path, label_folders: SetWriter
 ) -> None:
     from models.export import export
-    from models.train import TrainConfig, train
+    from models.train import train
+    from models.train_options import TrainConfig
 
     data = tmp_path / "data"
     for split, count in (("train", 6), ("val", 3), ("test", 3)):
