@@ -193,7 +193,9 @@ def manifest_verdicts(
         ood: np.ndarray | None = manifest.ood.is_out(features)
     else:
         p_dirty, band, ood = softmax(logits)[:, 1], (0.5, 0.5), None
-    report = uncertainty_report(p_dirty, labels, band=band, out_of_distribution=ood)
+    report = uncertainty_report(
+        p_dirty, labels, band=band, out_of_distribution=ood, threshold=manifest.decision_threshold
+    )
     return p_dirty, report
 
 

@@ -166,10 +166,14 @@ def measure(model: Path, ducts: int, threads: int = 2) -> dict[str, Any]:
     logits = np.stack([r[0] for r in rows]).astype(np.float64)
     features = np.stack([r[1] for r in rows]).astype(np.float64)
     p_dirty, report = manifest_verdicts(manifest, logits, features, labels)
-    called_dirty = p_dirty >= 0.5
+    called_dirty = p_dirty >= manifest.decision_threshold
     dirty = labels == LABELS.index(DIRTY)
-    per_kind = {
-        kind: round(float(called_dirty[np.asarray(kinds) == kind].mean()), 4) for kind in KINDS
+    drawn_kinds = np.asarray(kinds)
+    per_kind = {  # None for a kind no duct got (fewer than three ducts)
+        kind: round(float(called_dirty[drawn_kinds == kind].mean()), 4)
+        if bool((drawn_kinds == kind).any())
+        else None
+        for kind in KINDS
     }
     return {
         "model": manifest.model_id,

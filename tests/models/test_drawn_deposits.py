@@ -51,3 +51,10 @@ def test_no_ducts_is_refused_by_name(capsys: pytest.CaptureFixture[str]) -> None
     with pytest.raises(SystemExit):
         drawn_deposits.main([str(shipped_model_path()), "--ducts", "0"])
     assert "--ducts" in capsys.readouterr().err
+
+
+def test_a_kind_no_duct_got_has_no_rate_rather_than_nan() -> None:
+    result = drawn_deposits.measure(shipped_model_path(), 2, threads=1)
+    assert result["images"] == 4
+    assert result["drawn_called_dirty_by_kind"]["fibres"] is None
+    assert result["drawn_called_dirty_by_kind"]["specks"] in (0.0, 1.0)
