@@ -52,7 +52,7 @@ from models.batches import (
 from models.cli import run as run_tool
 from models.dataset import LOOKS_FILE
 from models.deposit_maps import DepositHead, training_masks
-from models.folders import Sample, list_samples, resolve_splits
+from models.folders import DatasetError, Sample, list_samples, resolve_splits
 from models.frozen_stem import one_cycle
 from models.resnet import POOLS, Pool, ResNet, build_model
 from models.train_options import parse_size, share
@@ -136,8 +136,24 @@ def _every_nth(samples: Sequence[Sample], wanted: int) -> list[Sample]:
 
 
 def _families_of(root: Path, samples: Sequence[Sample]) -> list[set[str]]:
-    looks = json.loads((root / LOOKS_FILE).read_text(encoding="utf-8"))
-    return [set(looks.get(s.path.relative_to(root).as_posix(), [])) for s in samples]
+    """The families each sample shows, from the set's ``looks.json``. An image it does not list
+    (a split copied in from another set) is refused: counted as showing nothing, it would stay in
+    a run that holds its families out."""
+    path = root / LOOKS_FILE
+    try:
+        looks = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DatasetError(
+            f"{path}: missing; leave-out runs need a set made by models.dataset"
+        ) from None
+    names = [s.path.relative_to(root).as_posix() for s in samples]
+    missing = [name for name in names if name not in looks]
+    if missing:
+        raise DatasetError(
+            f"{path}: {len(missing)} images not listed (first {missing[0]}); "
+            "copy their entries in with the images"
+        )
+    return [set(looks[name]) for name in names]
 
 
 Outputs = tuple[np.ndarray, np.ndarray, np.ndarray]

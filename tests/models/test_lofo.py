@@ -88,3 +88,34 @@ def test_measuring_a_shipped_model_applies_its_manifest_as_the_runtime_does(tmp_
         if v.label in LABELS
     )
     assert row["accuracy_decided"] == pytest.approx(right / max(1, row["decided"]), abs=1e-4)
+
+
+def test_a_split_missing_from_looks_json_is_refused_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A validation split copied in from another set, without its looks.json entries, would
+    keep images of the held-out family in the run: the tool names the file instead."""
+    small = {"width": 64, "height": 48, "render_width": 64, "render_height": 48}
+    generate(tmp_path / "data", {"train": 6, "val": 4}, **small)
+    looks_path = tmp_path / "data" / LOOKS_FILE
+    looks = json.loads(looks_path.read_text())
+    looks_path.write_text(json.dumps({k: v for k, v in looks.items() if k.startswith("train/")}))
+    (tmp_path / "heldout" / "rust" / "test").mkdir(parents=True)
+    code = lofo.main(
+        [
+            str(tmp_path / "data"),
+            str(tmp_path / "heldout"),
+            "--init-from",
+            "models/visual_clean_resnet18_int8.onnx",
+            "--families",
+            "rust",
+            "--out",
+            str(tmp_path / "out.json"),
+        ]
+    )
+    err = capsys.readouterr().err.strip()
+    assert code != 0
+    assert len(err.splitlines()) == 1
+    assert f"{looks_path}: 4 images not listed (first val/" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "out.json").exists()
