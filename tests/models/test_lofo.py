@@ -6,6 +6,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from agent.vision import LABELS, UNCERTAIN
@@ -119,3 +120,36 @@ def test_a_split_missing_from_looks_json_is_refused_in_one_line(
     assert f"{looks_path}: 4 images not listed (first val/" in err
     assert "Traceback" not in err
     assert not (tmp_path / "out.json").exists()
+
+
+def test_a_run_that_ranks_a_family_right_but_calls_it_clean_shows_it_in_the_auc() -> None:
+    """Accuracy alone cannot tell a threshold set for other deposits from features that miss
+    this one: every dirty duct here scores above every clean one, yet all are called clean."""
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(40, 8))
+    labels = np.repeat([0, 1], 20)
+    val_logits = np.where(labels[:, None] == 1, [[-2.0, 2.0]], [[2.0, -2.0]])
+    val_logits = val_logits + rng.normal(scale=0.5, size=val_logits.shape)
+    test_logits = np.stack([np.zeros(40), np.where(labels == 1, -1.0, -3.0)], axis=1)
+    test_logits[:, 1] += rng.uniform(0.0, 0.5, size=40)
+    val = (val_logits, features, labels)
+    report = lofo.evaluate_run(val, val, (test_logits, features, labels))
+    assert report["accuracy"] == 0.5
+    assert report["confusion_matrix"] == [[20, 0], [20, 0]]
+    assert report["auc"] == 1.0
+    assert report["hindsight_accuracy"] == 1.0
+    shuffled = (test_logits[rng.permutation(40)], features, labels)
+    assert 0.2 < lofo.evaluate_run(val, val, shuffled)["auc"] < 0.8
+
+
+def test_the_ranking_auc_counts_ties_half_and_needs_both_labels() -> None:
+    assert lofo.ranking_auc(np.array([0.5, 0.5]), np.array([0, 1])) == 0.5
+    assert lofo.ranking_auc(np.array([0.1, 0.9, 0.4]), np.array([0, 1, 1])) == 1.0
+    assert lofo.ranking_auc(np.array([0.1, 0.9]), np.array([1, 1])) is None
+
+
+def test_the_hindsight_accuracy_is_the_best_any_threshold_gives() -> None:
+    scores = np.array([0.1, 0.2, 0.3, 0.4, 0.6])
+    labels = np.array([0, 1, 0, 1, 1])
+    assert lofo.hindsight_accuracy(scores, labels) == 0.8  # cut at 0.4
+    assert lofo.hindsight_accuracy(np.array([0.2, 0.1]), np.array([0, 0])) == 1.0  # above all
