@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agent.vision import LABELS, UNCERTAIN
 from agent.vision.onnx_backend import OnnxClassifier
@@ -153,3 +155,24 @@ def test_the_hindsight_accuracy_is_the_best_any_threshold_gives() -> None:
     labels = np.array([0, 1, 0, 1, 1])
     assert lofo.hindsight_accuracy(scores, labels) == 0.8  # cut at 0.4
     assert lofo.hindsight_accuracy(np.array([0.2, 0.1]), np.array([0, 0])) == 1.0  # above all
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([0.0, 0.25, 0.5, 0.75, 1.0]), st.integers(0, 1)),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_the_sorted_scores_agree_with_counting_every_pair_and_every_cut(
+    scored: list[tuple[float, int]],
+) -> None:
+    scores = np.array([s for s, _ in scored])
+    labels = np.array([y for _, y in scored])
+    dirty, clean = scores[labels == 1], scores[labels == 0]
+    if dirty.size and clean.size:
+        pairs = (dirty[:, None] > clean).sum() + 0.5 * (dirty[:, None] == clean).sum()
+        assert lofo.ranking_auc(scores, labels) == round(pairs / (dirty.size * clean.size), 4)
+    cuts = [*np.unique(scores), np.inf]
+    best = max(float(((scores >= cut) == labels).mean()) for cut in cuts)
+    assert lofo.hindsight_accuracy(scores, labels) == round(best, 4)
