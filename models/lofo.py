@@ -18,8 +18,9 @@ shipped model (temperature and uncertain band on its validation images, out-of-d
 statistics on its training features) and reports accuracy and the uncertain verdicts' rates on
 each held-out family and on its own validation images, with the family's ranking AUC and its
 accuracy at the best threshold in hindsight (a family ranked well but called wrongly was missed by
-the threshold; one ranked badly, by the features); a first run holds nothing out (unless
-``--no-baseline``). ``--measure MODEL`` instead measures an existing ONNX model on every
+the threshold; one ranked badly, by the features) and the images it called wrongly, the most
+confident first (``python -m models.missed_sheet`` draws them); a first run holds nothing out
+(unless ``--no-baseline``). ``--measure MODEL`` instead measures an existing ONNX model on every
 held-out family.
 
 ``python -m models.lofo build/data build/heldout --init-from PREVIOUS.onnx --out build/lofo.json``
@@ -191,8 +192,23 @@ def hindsight_accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
     return round(float(right.max()) / max(1, s.size), 4)
 
 
-def evaluate_run(train: Outputs, val: Outputs, test: Outputs) -> dict[str, Any]:
-    """Calibrate on ``val`` (OOD statistics on ``train``), then measure on ``test``."""
+def missed(p_dirty: np.ndarray, labels: np.ndarray, names: Sequence[str]) -> list[dict[str, Any]]:
+    """The images called wrongly at 0.5, the most confidently wrong first: what a reader must see
+    to tell a run that missed faint deposits from one blind to plain ones
+    (``python -m models.missed_sheet`` draws them)."""
+    wrong = np.flatnonzero((p_dirty >= 0.5).astype(np.int64) != labels)
+    by_confidence = wrong[np.argsort(-np.abs(p_dirty[wrong] - 0.5), kind="stable")]
+    return [
+        {"image": names[i], "label": LABELS[int(labels[i])], "p_dirty": round(float(p_dirty[i]), 4)}
+        for i in by_confidence
+    ]
+
+
+def evaluate_run(
+    train: Outputs, val: Outputs, test: Outputs, names: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Calibrate on ``val`` (OOD statistics on ``train``), then measure on ``test``; with the test
+    images' ``names``, list the ones called wrongly (``missed``, see :func:`missed`)."""
     calibration = fit_calibration(val[0], val[2])
     ood = fit_ood(train[1], train[2], val[1])
     p_dirty = softmax(test[0], calibration.temperature)[:, 1]
@@ -205,6 +221,8 @@ def evaluate_run(train: Outputs, val: Outputs, test: Outputs) -> dict[str, Any]:
     ]
     report["auc"] = ranking_auc(p_dirty, test[2])
     report["hindsight_accuracy"] = hindsight_accuracy(p_dirty, test[2])
+    if names is not None:
+        report["missed"] = missed(p_dirty, test[2], names)
     report["val_accuracy"] = round(float((val[0].argmax(1) == val[2]).mean()), 4)
     report["train_accuracy"] = round(float((train[0].argmax(1) == train[2]).mean()), 4)
     return report
@@ -244,9 +262,11 @@ def run(
     val_images, val_labels = load_images(val_samples, size)
     val_families = _families_of(data_dir, val_samples)
     heldout: dict[str, tuple[list[np.ndarray], np.ndarray]] = {}
+    heldout_names: dict[str, list[str]] = {}
     for name in families:
         samples = _every_nth(list_samples(heldout_dir / name / "test"), heldout_images_wanted)
         heldout[name] = load_images(samples, size)
+        heldout_names[name] = [s.path.relative_to(heldout_dir).as_posix() for s in samples]
     base = build_model("resnet18", len(LABELS), pool)
     load_shipped_weights(base, init_from)
     probe = [
@@ -280,7 +300,10 @@ def run(
         names = group or list(heldout)
         row = {
             name: evaluate_run(
-                train_out, val_out, (*outputs(model, heldout[name][0], size), heldout[name][1])
+                train_out,
+                val_out,
+                (*outputs(model, heldout[name][0], size), heldout[name][1]),
+                heldout_names[name],
             )
             for name in names
         }

@@ -1,4 +1,5 @@
-"""Field-set builders for the model tooling tests: tiny, distinct images in any layout."""
+"""Field-set builders for the model tooling tests (tiny, distinct images in any layout), and the
+check that a command failed with one line."""
 
 from __future__ import annotations
 
@@ -39,3 +40,12 @@ def write_label_folders(
 @pytest.fixture
 def label_folders() -> SetWriter:
     return write_label_folders
+
+
+def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    """The one line a models.* command wrote to stderr (no traceback, no second line)."""
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    return lines[0]

@@ -15,17 +15,9 @@ from agent.vision.factory import shipped_model_path
 from models import evaluate, pipeline, quantize, train
 from models.dataset import generate
 from models.folders import MIN_IMAGES_PER_LABEL
-from tests.models.conftest import write_image, write_label_folders
+from tests.models.conftest import one_line_error, write_image, write_label_folders
 
 Main = Callable[[list[str] | None], int]
-
-
-def one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
-    err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    return lines[0]
 
 
 def commands(data: Path, tmp: Path) -> dict[str, tuple[Main, list[str]]]:

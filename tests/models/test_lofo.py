@@ -58,6 +58,11 @@ def test_lofo_leaves_the_family_out_of_training_and_tests_on_it(tmp_path: Path) 
     report = runs["rust"]["results"]["rust"]
     assert report["images"] == 6
     assert sum(map(sum, report["confusion_matrix"])) == 6
+    # every wrong verdict is listed by its path in the held-out directory
+    assert len(report["missed"]) == report["errors"]
+    for entry in report["missed"]:
+        assert entry["image"].startswith("rust/test/")
+        assert (tmp_path / "heldout" / entry["image"]).is_file()
     # a group holds all its families out at once and is tested on each
     group = runs[f"rust+{other}"]
     assert group["train_images"] == len(train) - with_either < len(train) - with_rust
@@ -176,3 +181,13 @@ def test_the_sorted_scores_agree_with_counting_every_pair_and_every_cut(
     cuts = [*np.unique(scores), np.inf]
     best = max(float(((scores >= cut) == labels).mean()) for cut in cuts)
     assert lofo.hindsight_accuracy(scores, labels) == round(best, 4)
+
+
+def test_missed_lists_the_wrong_verdicts_most_confident_first() -> None:
+    p_dirty = np.array([0.9, 0.45, 0.05, 0.6, 0.2, 0.99])
+    labels = np.array([1, 1, 1, 0, 0, 0])
+    names = ["a", "b", "c", "d", "e", "f"]
+    listed = lofo.missed(p_dirty, labels, names)
+    assert [m["image"] for m in listed] == ["f", "c", "d", "b"]
+    assert [m["label"] for m in listed] == ["clean", "dirty", "clean", "dirty"]
+    assert listed[0]["p_dirty"] == 0.99
