@@ -192,12 +192,14 @@ def hindsight_accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
     return round(float(right.max()) / max(1, s.size), 4)
 
 
-def missed(p_dirty: np.ndarray, labels: np.ndarray, names: Sequence[str]) -> list[dict[str, Any]]:
-    """The images called wrongly at 0.5, the most confidently wrong first: what a reader must see
-    to tell a run that missed faint deposits from one blind to plain ones
+def missed(
+    p_dirty: np.ndarray, labels: np.ndarray, names: Sequence[str], threshold: float = 0.5
+) -> list[dict[str, Any]]:
+    """The images called wrongly at ``threshold``, the most confidently wrong first: what a reader
+    must see to tell a run that missed faint deposits from one blind to plain ones
     (``python -m models.missed_sheet`` draws them)."""
-    wrong = np.flatnonzero((p_dirty >= 0.5).astype(np.int64) != labels)
-    by_confidence = wrong[np.argsort(-np.abs(p_dirty[wrong] - 0.5), kind="stable")]
+    wrong = np.flatnonzero((p_dirty >= threshold).astype(np.int64) != labels)
+    by_confidence = wrong[np.argsort(-np.abs(p_dirty[wrong] - threshold), kind="stable")]
     return [
         {"image": names[i], "label": LABELS[int(labels[i])], "p_dirty": round(float(p_dirty[i]), 4)}
         for i in by_confidence
@@ -314,7 +316,8 @@ def run(
             "seconds": round(time.monotonic() - run_started, 1),
             "results": row,
         }
-        print(f"{key}: {json.dumps(results[key])}", flush=True)
+        shown = {name: {k: v for k, v in r.items() if k != "missed"} for name, r in row.items()}
+        print(f"{key}: {json.dumps({**results[key], 'results': shown})}", flush=True)
     return {
         "init_from": str(init_from),
         "groups": ["+".join(g) for g in groups],
@@ -355,8 +358,10 @@ def measure_model(
             out = model_outputs(classifier, [s.path for s in samples])
             logits, features = out.logits, out.features
             labels = np.asarray([s.label for s in samples])
-            rows[name] = manifest_verdicts(manifest, logits, features, labels)[1]
+            p_dirty, rows[name] = manifest_verdicts(manifest, logits, features, labels)
             print(f"{name}: {json.dumps(rows[name])}", flush=True)
+            names = [s.path.relative_to(heldout_dir).as_posix() for s in samples]
+            rows[name]["missed"] = missed(p_dirty, labels, names, manifest.decision_threshold)
     finally:
         classifier.close()
     return {"model": manifest.model_id, "images_per_family": images, "results": rows}

@@ -2,8 +2,9 @@
 
 A family's accuracy says how many ducts a run missed, not what they look like: faint deposits
 a person would hesitate over, or plain ones the run is blind to. ``models.lofo`` lists each
-held-out family's wrong verdicts (``missed``, with the run's calibrated p(dirty)); this draws
-them, each tile captioned with its label and p(dirty).
+held-out family's wrong verdicts (``missed``, with the run's calibrated p(dirty); with
+``--measure``, the measured model's); this draws them, each tile captioned with its label and
+p(dirty).
 
 ``python -m models.missed_sheet build/lofo.json build/heldout --family lint --out lint.jpg``
 """
@@ -29,14 +30,16 @@ COLUMNS = 4
 
 
 def missed_of(report: dict[str, Any], family: str) -> list[dict[str, Any]]:
-    """The ``missed`` list of ``family`` in a ``models.lofo`` report (any run that held it out)."""
-    for entry in report.get("runs", {}).values():
-        row = entry.get("results", {}).get(family)
+    """The ``missed`` list of ``family`` in a ``models.lofo`` report: of the run that held it out,
+    or of the model measured (``--measure``)."""
+    tables = [entry.get("results", {}) for entry in report.get("runs", {}).values()]
+    for table in [*tables, report.get("results", {})]:
+        row = table.get(family)
         if row is not None and "missed" in row:
             return list(row["missed"])
     raise DatasetError(
         f"no run in the report lists the images it missed on {family!r}; "
-        "run python -m models.lofo with --families including it"
+        "run python -m models.lofo (or --measure) with --families including it"
     )
 
 

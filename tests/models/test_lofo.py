@@ -96,6 +96,10 @@ def test_measuring_a_shipped_model_applies_its_manifest_as_the_runtime_does(tmp_
         if v.label in LABELS
     )
     assert row["accuracy_decided"] == pytest.approx(right / max(1, row["decided"]), abs=1e-4)
+    # its wrong verdicts at the manifest's threshold are listed by path, as a run's are
+    assert len(row["missed"]) == row["errors"]
+    by_path = {s.path.relative_to(tmp_path / "heldout").as_posix(): s.label for s in samples}
+    assert all(LABELS[by_path[m["image"]]] == m["label"] for m in row["missed"])
 
 
 def test_a_split_missing_from_looks_json_is_refused_in_one_line(

@@ -14,9 +14,10 @@ from models.missed_sheet import COLUMNS, TILE
 from tests.models.conftest import one_line_error
 
 
-def _report(tmp_path: Path, count: int) -> Path:
-    """A models.lofo report whose lint run missed ``count`` ducts, each a flat grey image whose
-    shade is its rank, under ``tmp_path/heldout``."""
+def _report(tmp_path: Path, count: int, *, measured: bool = False) -> Path:
+    """A models.lofo report whose lint run (or, ``measured``, whose model measured on lint)
+    missed ``count`` ducts, each a flat grey image whose shade is its rank, under
+    ``tmp_path/heldout``."""
     missed = []
     for rank in range(count):
         image = f"lint/test/dirty/s{rank:07d}.jpg"
@@ -24,14 +25,18 @@ def _report(tmp_path: Path, count: int) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(path), np.full((240, 320, 3), 40 + 20 * rank, np.uint8))
         missed.append({"image": image, "label": "dirty", "p_dirty": round(0.05 * rank, 2)})
-    report = {"runs": {"lint+stainless": {"results": {"lint": {"missed": missed}}}}}
+    results = {"lint": {"missed": missed}}
+    report = (
+        {"results": results} if measured else {"runs": {"lint+stainless": {"results": results}}}
+    )
     out = tmp_path / "lofo.json"
     out.write_text(json.dumps(report))
     return out
 
 
-def test_the_sheet_shows_the_first_missed_ducts_in_order(tmp_path: Path) -> None:
-    report = _report(tmp_path, 6)
+@pytest.mark.parametrize("measured", [False, True], ids=["leave-out run", "measured model"])
+def test_the_sheet_shows_the_first_missed_ducts_in_order(tmp_path: Path, measured: bool) -> None:
+    report = _report(tmp_path, 6, measured=measured)
     out = tmp_path / "sheet.png"
     argv = [str(report), str(tmp_path / "heldout"), "--family", "lint", "--count", "5"]
     assert missed_sheet.main([*argv, "--out", str(out)]) == 0
