@@ -71,12 +71,23 @@ def draw(report: dict[str, Any], heldout_dir: Path, family: str, count: int) -> 
     return contact_sheet(tiles)
 
 
+def _tiles(text: str) -> int:
+    """``--count``: a whole number of tiles, at least one."""
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of tiles (1 or more)")
+    return count
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m models.missed_sheet", description=__doc__)
     parser.add_argument("report", type=Path, help="JSON written by python -m models.lofo --out")
     parser.add_argument("heldout_dir", type=Path, help="the held-out sets the run measured")
     parser.add_argument("--family", required=True, help="a family the run held out")
-    parser.add_argument("--count", type=int, default=8, help="tiles, most confident first")
+    parser.add_argument("--count", type=_tiles, default=8, help="tiles, most confident first")
     parser.add_argument("--out", type=Path, required=True, help="JPEG or PNG to write")
     args = parser.parse_args(argv)
     return run_tool(lambda: _main(args), parser.prog)

@@ -82,3 +82,14 @@ def test_a_bad_request_is_one_line(
     line = one_line_error(capsys)
     assert line.startswith("python -m models.missed_sheet: error: ")
     assert expected in line
+
+
+@pytest.mark.parametrize("count", ["0", "-3", "many"])
+def test_a_count_that_is_not_a_number_of_tiles_is_refused_by_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], count: str
+) -> None:
+    report = _report(tmp_path, 2)
+    argv = [str(report), str(tmp_path / "heldout"), "--family", "lint", "--count", count]
+    with pytest.raises(SystemExit):
+        missed_sheet.main([*argv, "--out", str(tmp_path / "s.jpg")])
+    assert "--count" in capsys.readouterr().err
